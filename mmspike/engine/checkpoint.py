@@ -1,0 +1,49 @@
+"""Weights-only checkpoint loading for MMEngine on torch >= 2.6.
+
+torch.load defaults to ``weights_only=True`` since torch 2.6, and MMEngine 0.10.7's own checkpoints
+then fail to load (``Unsupported global: mmengine.logging.history_buffer.HistoryBuffer``, mmengine
+issue 1655). Setting ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` would let any checkpoint run code, so
+instead we allow exactly the plain-data classes MMEngine writes into its checkpoints.
+"""
+from typing import Any, Dict, List
+
+import numpy as np
+import torch
+
+
+def _numpy_globals() -> List[Any]:
+    dtypes = [type(np.dtype(t)) for t in ('float16', 'float32', 'float64', 'int8', 'int16', 'int32',
+                                            'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'bool')]
+    scalars = [np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
+               np.uint8, np.uint16, np.uint32, np.uint64, np.bool_]
+    try:  # numpy >= 1.25 moved the reconstructor to numpy._core
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # pragma: no cover
+        from numpy.core.multiarray import _reconstruct, scalar
+    return [np.ndarray, np.dtype, _reconstruct, scalar] + dtypes + scalars
+
+
+def register_checkpoint_safe_globals() -> None:
+    """Allow the plain-data globals of MMEngine checkpoints under ``weights_only=True``."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    torch.serialization.add_safe_globals([HistoryBuffer] + _numpy_globals())
+
+
+def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
+    """Load an untrusted checkpoint file as weights only and return its state dict.
+
+    Accepts MMEngine checkpoints (``{'state_dict': ...}``), timm/DeiT style ``{'model': ...}`` and
+    bare state dicts. Raises ``ValueError`` naming the problem for anything else.
+    """
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # the pickle names the global it refused; pass that on
+        raise ValueError(f'cannot load {path!r} as a weights-only checkpoint: {e}') from e
+    if isinstance(ckpt, dict):
+        for key in ('state_dict', 'model', 'module'):
+            if key in ckpt and isinstance(ckpt[key], dict):
+                ckpt = ckpt[key]
+                break
+    if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise ValueError(f'{path!r} holds no state dict of tensors')
+    return ckpt

@@ -1,0 +1,3 @@
+from .spiking_convnet import SpikingConvNet
+
+__all__ = ['SpikingConvNet']

@@ -1,0 +1,46 @@
+"""Spiking convolution blocks: ``neuron -> conv -> BN`` on ``[T, B, C, H, W]``."""
+from typing import Optional, Union
+
+from torch import Tensor, nn
+
+from mmspike.registry import MODELS
+from ..neurons import build_neuron
+from .time import fold_time, unfold_time
+
+
+@MODELS.register_module()
+class SpikeConvBN(nn.Module):
+    """A spike-driven conv unit: the input is turned into spikes, convolved, then normalised.
+
+    ``[T, B, C, H, W] -> neuron -> Conv2d -> BN -> [T, B, C', H', W']``. With ``neuron=None`` the
+    conv receives real values (the first layer of a network, counted as MACs, not ACs).
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        kernel_size (int): Defaults to 3.
+        stride (int): Defaults to 1.
+        padding (int, optional): Defaults to ``kernel_size // 2``.
+        groups (int): Defaults to 1.
+        bias (bool): Conv bias. Defaults to False (BN follows).
+        neuron (dict, optional): Neuron config before the conv. Defaults to
+            ``dict(type='MultiSpike')``.
+        norm (bool): Whether a BatchNorm follows. Defaults to True.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
+                 stride: int = 1, padding: Optional[int] = None, groups: int = 1,
+                 bias: bool = False, neuron: Optional[dict] = dict(type='MultiSpike'),
+                 norm: bool = True) -> None:
+        super().__init__()
+        self.neuron = build_neuron(neuron)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride,
+                              kernel_size // 2 if padding is None else padding,
+                              groups=groups, bias=bias)
+        self.bn = nn.BatchNorm2d(out_channels) if norm else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 5:
+            raise ValueError(f'SpikeConvBN expects [T, B, C, H, W], got shape {tuple(x.shape)}')
+        x, T = fold_time(self.neuron(x))
+        return unfold_time(self.bn(self.conv(x)), T)

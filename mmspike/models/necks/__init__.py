@@ -1,0 +1,3 @@
+from .time_reduce import SpikeGlobalAveragePooling, TimeReduce
+
+__all__ = ['TimeReduce', 'SpikeGlobalAveragePooling']

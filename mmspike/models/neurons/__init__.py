@@ -1,0 +1,9 @@
+from .base import (BaseNeuron, IntegerNeuron, LIF, expand_to_binary, integer_neurons,
+                   round_half_up, set_spike_driven, spike_driven)
+from .presets import ILIF, MultiSpike
+from .builder import build_neuron
+
+__all__ = [
+    'BaseNeuron', 'IntegerNeuron', 'MultiSpike', 'ILIF', 'LIF', 'expand_to_binary',
+    'integer_neurons', 'round_half_up', 'set_spike_driven', 'spike_driven', 'build_neuron'
+]

@@ -1,0 +1,328 @@
+"""The one spiking-neuron family of mmspike.
+
+Time convention: every neuron is *multi-step*. Its forward takes the whole sequence ``x`` of shape
+``[T, ...]`` (``[T, B, C, H, W]`` for maps, ``[T, B, N, C]`` for tokens) and returns spikes of the same
+shape. The membrane potential lives in a local variable of ``forward`` while it loops over ``T``;
+nothing is stored on the module, so there is nothing to reset and no state can leak between batches,
+sliding windows or inference APIs.
+
+A neuron integrates, fires and resets::
+
+    u_t = leak * (u_{t-1} - reset(s_{t-1})) + x_t      (charge; ``u_0 = 0``)
+    s_t = fire(u_t)                                    (spike, in integer units)
+    out_t = s_t / norm                                 (what the next layer sees)
+
+:class:`MultiSpike` (leak 0: every step independent) and :class:`ILIF` (leak 0.25, soft reset) are
+configurations of :class:`IntegerNeuron`; :class:`LIF` is the binary hard-reset subclass.
+"""
+from contextlib import contextmanager
+from typing import Iterator, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+ROUND_MODES = ('half_up', 'half_even')
+GRAD_WINDOWS = ('closed', 'open')
+
+
+def round_half_up(x: Tensor) -> Tensor:
+    """``floor(x + 0.5)`` computed exactly in any float dtype.
+
+    ``x + 0.5`` itself is inexact in fp16/bf16 (``0.49976 + 0.5`` rounds to 1.0 in fp16); the
+    fractional part ``x - floor(x)`` is exact (Sterbenz), so compare it instead.
+    """
+    fl = torch.floor(x)
+    return fl + (x - fl >= 0.5).to(x.dtype)
+
+
+class _IntegerFire(torch.autograd.Function):
+    """``round(clamp(u, 0, D))`` with a straight-through gradient inside a window.
+
+    Backward needs only the window mask, so that (1 byte per element) is all that is saved, never the
+    float input: activation memory is the cost of SNN training.
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, max_spikes: int, half_up: bool, open_window: bool) -> Tensor:
+        if open_window:
+            mask = (u > 0) & (u < max_spikes)
+        else:
+            mask = (u >= 0) & (u <= max_spikes)
+        ctx.save_for_backward(mask)
+        clamped = u.clamp(0, max_spikes)
+        return round_half_up(clamped) if half_up else torch.round(clamped)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (mask,) = ctx.saved_tensors
+        return grad * mask.to(grad.dtype), None, None, None
+
+
+def expand_to_binary(u: Tensor, max_spikes: int) -> Tensor:
+    """Spike-driven expansion of the integer firing of ``u`` (Proposition 1 of E-SpikeFormer).
+
+    An integrate-and-fire neuron with threshold 1 and soft reset is charged once with ``u`` (plus the
+    rounding offset 0.5 as its initial potential) and then runs ``D`` virtual steps: at step ``k`` it
+    fires a binary spike iff ``v_k >= 1`` and subtracts 1 after each spike. The number of spikes is
+    ``round_half_up(clamp(u, 0, D))``: below 0 it never fires and ``D`` steps cap it at ``D``.
+
+    Args:
+        u (Tensor): membrane potential, any shape ``S``.
+        max_spikes (int): D, the number of virtual steps.
+
+    Returns:
+        Tensor: binary spikes of shape ``[D, *S]`` in ``u``'s dtype; their sum over dim 0 equals the
+        integer firing.
+    """
+    # float64 keeps ``u + 0.5`` exact for fp16/bf16/fp32 inputs.
+    v = u.detach().double() + 0.5
+    spikes = []
+    for _ in range(max_spikes):
+        s = (v >= 1.0)
+        v = v - s.double()
+        spikes.append(s)
+    return torch.stack(spikes).to(u.dtype)
+
+
+class BaseNeuron(nn.Module):
+    """Base of all mmspike neurons: the multi-step charge / fire / reset loop.
+
+    Subclasses implement :meth:`fire` (membrane potential -> spikes in integer units).
+
+    Args:
+        leak (float): Factor on the membrane carried to the next step, in [0, 1]. 0 makes every
+            time step independent (no temporal state). Defaults to 0.
+        reset (str): ``'soft'`` subtracts the emitted spike count from the membrane, ``'hard'`` sets
+            it to 0 where a spike was emitted. Defaults to ``'soft'``.
+        detach_reset (bool): Whether the reset term carries no gradient. Defaults to True.
+        norm (float): The emitted spikes are divided by ``norm`` (1 keeps raw integers).
+            Defaults to 1.
+    """
+
+    def __init__(self, leak: float = 0.0, reset: str = 'soft', detach_reset: bool = True,
+                 norm: float = 1.0) -> None:
+        super().__init__()
+        assert 0.0 <= leak <= 1.0, f'leak must be in [0, 1], got {leak}'
+        assert reset in ('soft', 'hard'), f"reset must be 'soft' or 'hard', got {reset!r}"
+        assert norm > 0, f'norm must be > 0, got {norm}'
+        self.leak = float(leak)
+        self.reset = reset
+        self.detach_reset = detach_reset
+        self.norm = float(norm)
+
+    def fire(self, u: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def charge(self, u_prev: Optional[Tensor], s_prev: Optional[Tensor], x: Tensor) -> Tensor:
+        if u_prev is None or self.leak == 0.0:
+            return x
+        s = s_prev.detach() if self.detach_reset else s_prev
+        if self.reset == 'soft':
+            u_prev = u_prev - s
+        else:
+            u_prev = u_prev * (1.0 - s)
+        return self.leak * u_prev + x
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Args:
+            x (Tensor): input current ``[T, ...]`` (at least 2-D; T first).
+
+        Returns:
+            Tensor: spikes divided by ``norm``, same shape as ``x``.
+        """
+        if x.dim() < 2:
+            raise ValueError(f'{type(self).__name__} expects a [T, ...] sequence, '
+                             f'got shape {tuple(x.shape)}')
+        if x.shape[0] == 1 or self.leak == 0.0:
+            # No temporal state: all steps fire at once (the common T=1 image case).
+            s = self.fire(self.charge(None, None, x))
+        else:
+            u, prev, out = None, None, []
+            for t in range(x.shape[0]):
+                u = self.charge(u, prev, x[t])
+                prev = self.fire(u)
+                out.append(prev)
+            s = torch.stack(out)
+        return s / self.norm if self.norm != 1.0 else s
+
+    def extra_repr(self) -> str:
+        return f'leak={self.leak}, reset={self.reset}, norm={self.norm}'
+
+
+class IntegerNeuron(BaseNeuron):
+    """Integer-valued neuron of Spike Firing Approximation (E-SpikeFormer / SpikeYOLO).
+
+    .. math::
+
+        u_t = \\lambda (u_{t-1} - s_{t-1}) + x_t, \\qquad
+        s_t = \\mathrm{round}(\\mathrm{clamp}(u_t, 0, D)), \\qquad
+        \\mathrm{out}_t = s_t / \\mathrm{norm}
+
+    Backward is straight-through: ``d s / d u = 1`` inside the window (``[0, D]`` closed or
+    ``(0, D)`` open) and 0 outside.
+
+    **Spike-driven mode** (:func:`set_spike_driven`): the integer ``s_t`` is emitted as ``D`` binary
+    spikes of an IF soft-reset neuron over ``D`` virtual steps (:func:`expand_to_binary`), i.e. a
+    ``[T * D, ...]`` binary train with virtual steps innermost (index ``t * D + k``). The synapse of
+    the next layer sums them, which is what :meth:`forward` returns, so the downstream result is the
+    same in both modes; :attr:`last_binary` keeps the last train and :attr:`binary_spike_count` counts
+    every binary spike emitted since the counter was reset, for SOP accounting and checks.
+
+    Args:
+        max_spikes (int): D, the most spikes per step. Defaults to 4.
+        norm (float, optional): Output divisor. Defaults to ``max_spikes`` (outputs in [0, 1]);
+            1 emits raw integers.
+        round_mode (str): ``'half_up'`` (``floor(u + 0.5)``) or ``'half_even'`` (``torch.round``).
+            Defaults to ``'half_up'``.
+        grad_window (str): ``'closed'`` passes the gradient on ``0 <= u <= D``, ``'open'`` on
+            ``0 < u < D``. Defaults to ``'closed'``.
+        leak (float): Membrane leak over real time steps. Defaults to 0.
+        reset (str): Defaults to ``'soft'``.
+        detach_reset (bool): Defaults to True.
+    """
+
+    def __init__(self, max_spikes: int = 4, norm: Optional[float] = None,
+                 round_mode: str = 'half_up', grad_window: str = 'closed', leak: float = 0.0,
+                 reset: str = 'soft', detach_reset: bool = True) -> None:
+        if isinstance(max_spikes, bool) or not isinstance(max_spikes, int) or max_spikes < 1:
+            raise ValueError(f'max_spikes (D) must be an integer >= 1, got {max_spikes!r}')
+        if norm is None:
+            norm = float(max_spikes)
+        if not norm > 0:
+            raise ValueError(f'norm must be > 0, got {norm!r}')
+        if round_mode not in ROUND_MODES:
+            raise ValueError(f'round_mode must be one of {ROUND_MODES}, got {round_mode!r}')
+        if grad_window not in GRAD_WINDOWS:
+            raise ValueError(f'grad_window must be one of {GRAD_WINDOWS}, got {grad_window!r}')
+        super().__init__(leak=leak, reset=reset, detach_reset=detach_reset, norm=norm)
+        self.max_spikes = max_spikes
+        self.round_mode = round_mode
+        self.grad_window = grad_window
+        self.spike_driven = False
+        self.last_binary: Optional[Tensor] = None
+        self.binary_spike_count = 0
+
+    def fire(self, u: Tensor) -> Tensor:
+        if self.spike_driven:
+            return self._fire_binary(u)
+        return _IntegerFire.apply(u, self.max_spikes, self.round_mode == 'half_up',
+                                  self.grad_window == 'open')
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.spike_driven:
+            return super().forward(x)
+        if self.round_mode != 'half_up':
+            raise RuntimeError('spike-driven mode realises round-half-up firing (IF neuron with '
+                               f'initial potential 0.5); this neuron has round_mode={self.round_mode!r}')
+        self._trains = []
+        out = super().forward(x)
+        # One train [D, T, ...] (all steps fired at once) or T trains [D, ...] (temporal loop).
+        trains = self._trains
+        binary = trains[0].movedim(0, 1) if len(trains) == 1 else torch.stack(trains)
+        self.last_binary = binary.flatten(0, 1)  # [T * D, ...], index t * D + k
+        del self._trains
+        return out
+
+    def _fire_binary(self, u: Tensor) -> Tensor:
+        binary = expand_to_binary(u, self.max_spikes)  # [D, *u.shape]
+        self.binary_spike_count += int(binary.sum().item())
+        self._trains.append(binary)
+        return binary.sum(0)
+
+    def extra_repr(self) -> str:
+        return (f'max_spikes={self.max_spikes}, norm={self.norm}, round_mode={self.round_mode}, '
+                f'grad_window={self.grad_window}, leak={self.leak}'
+                + (', spike_driven=True' if self.spike_driven else ''))
+
+
+def _sigmoid_surrogate(alpha: float):
+
+    class _HeavisideSigmoid(torch.autograd.Function):
+        """Heaviside step forward; derivative of ``sigmoid(alpha * x)`` backward."""
+
+        @staticmethod
+        def forward(ctx, x: Tensor) -> Tensor:
+            ctx.save_for_backward(x)
+            return (x >= 0).to(x.dtype)
+
+        @staticmethod
+        def backward(ctx, grad: Tensor):
+            (x,) = ctx.saved_tensors
+            sg = torch.sigmoid(alpha * x)
+            return grad * alpha * sg * (1 - sg)
+
+    return _HeavisideSigmoid
+
+
+class LIF(BaseNeuron):
+    """Multi-step leaky integrate-and-fire neuron (Spikformer, Meta-SpikeFormer).
+
+    .. math::
+
+        h_t = v_{t-1} + (x_t - v_{t-1}) / \\tau, \\qquad
+        s_t = \\Theta(h_t - v_{th}), \\qquad
+        v_t = h_t (1 - s_t)
+
+    (hard reset to 0, reset detached). Backward uses the sigmoid surrogate
+    ``alpha * sig(alpha z) (1 - sig(alpha z))`` with ``z = h - v_th``.
+
+    Args:
+        tau (float): Membrane time constant. Defaults to 2.
+        v_threshold (float): Firing threshold (0.5 in Spikformer's attention). Defaults to 1.
+        alpha (float): Surrogate sharpness. Defaults to 4.
+        detach_reset (bool): Defaults to True.
+    """
+
+    def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, alpha: float = 4.0,
+                 detach_reset: bool = True) -> None:
+        if not tau >= 1.0:
+            raise ValueError(f'tau must be >= 1, got {tau!r}')
+        if not v_threshold > 0:
+            raise ValueError(f'v_threshold must be > 0, got {v_threshold!r}')
+        super().__init__(leak=1.0 - 1.0 / tau, reset='hard', detach_reset=detach_reset, norm=1.0)
+        self.tau = float(tau)
+        self.v_threshold = float(v_threshold)
+        self.alpha = float(alpha)
+        self._heaviside = _sigmoid_surrogate(self.alpha)
+
+    def charge(self, u_prev: Optional[Tensor], s_prev: Optional[Tensor], x: Tensor) -> Tensor:
+        x = x / self.tau
+        return x if u_prev is None else super().charge(u_prev, s_prev, x)
+
+    def fire(self, u: Tensor) -> Tensor:
+        return self._heaviside.apply(u - self.v_threshold)
+
+    def extra_repr(self) -> str:
+        return f'tau={self.tau}, v_threshold={self.v_threshold}, alpha={self.alpha}'
+
+
+def integer_neurons(model: nn.Module) -> Iterator[IntegerNeuron]:
+    """All :class:`IntegerNeuron` modules of ``model``."""
+    return (m for m in model.modules() if isinstance(m, IntegerNeuron))
+
+
+def set_spike_driven(model: nn.Module, enabled: bool = True) -> int:
+    """Switch every integer neuron of ``model`` to (or back from) spike-driven binary firing.
+
+    Returns:
+        int: the number of neurons switched.
+    """
+    n = 0
+    for m in integer_neurons(model):
+        m.spike_driven = enabled
+        m.binary_spike_count = 0
+        m.last_binary = None
+        n += 1
+    return n
+
+
+@contextmanager
+def spike_driven(model: nn.Module) -> Iterator[nn.Module]:
+    """Context manager: run ``model`` in spike-driven mode, restore each neuron's mode afterwards."""
+    previous = [(m, m.spike_driven) for m in integer_neurons(model)]
+    set_spike_driven(model, True)
+    try:
+        yield model
+    finally:
+        for m, mode in previous:
+            m.spike_driven = mode
