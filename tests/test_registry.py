@@ -17,8 +17,6 @@ def scope_models(request):
     registry = importlib.import_module(f'{scope}.registry').MODELS
     importlib.import_module(f'{scope}.models')  # what a config's default_scope triggers
     importlib.import_module('mmspike.models')   # what custom_imports triggers
-    name = f'test-registry-{scope}'
-    DefaultScope.get_instance(name, scope_name=scope)
     with DefaultScope.overwrite_default_scope(scope):
         yield scope, registry
 

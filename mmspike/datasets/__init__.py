@@ -1,4 +1,10 @@
 from .digits import DigitsDataset
+from .events import (EventFileError, load_atis_bin, load_events, load_npz_events,
+                     save_npz_events, validate_events)
+from .hardvs import HARDVS_CLASSES, HARDVSDataset, load_hardvs_classes
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['DigitsDataset']
+__all__ = [
+    'DigitsDataset', 'HARDVSDataset', 'HARDVS_CLASSES', 'load_hardvs_classes', 'EventFileError',
+    'load_events', 'load_npz_events', 'load_atis_bin', 'save_npz_events', 'validate_events'
+]

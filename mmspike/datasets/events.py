@@ -129,10 +129,16 @@ def load_npz_events(path: PathLike,
         raise FileNotFoundError(f'event file not found: {path}')
     try:
         # allow_pickle=False: an event file holds plain arrays, never objects to unpickle.
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise EventFileError(f'{path}: holds a single {type(loaded).__name__} (.npy data), '
+                                 "not an .npz archive of 't', 'x', 'y', 'p' arrays")
+        with loaded as npz:
             # Read every array now: a truncated member only fails when it is decompressed.
             events = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, zipfile.LargeZipFile) as e:
+    except EventFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
         raise EventFileError(f'{path}: not a readable .npz event file (truncated or corrupt?): '
                              f'{type(e).__name__}: {e}') from e
     except Exception as e:  # zlib.error and friends from a damaged compressed member

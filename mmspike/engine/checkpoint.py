@@ -4,6 +4,12 @@ torch.load defaults to ``weights_only=True`` since torch 2.6, and MMEngine 0.10.
 then fail to load (``Unsupported global: mmengine.logging.history_buffer.HistoryBuffer``, mmengine
 issue 1655). Setting ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` would let any checkpoint run code, so
 instead we allow exactly the plain-data classes MMEngine writes into its checkpoints.
+
+One more obstacle: ``HistoryBuffer.__getstate__`` pickles its class-level statistics methods as
+``getattr(HistoryBuffer, 'min')`` etc., and ``getattr`` can never be a safe global. mmspike makes
+HistoryBuffer pickle plain data only (its ``__setstate__`` restores the default methods, and methods
+added with ``register_statistics`` live on the class), so checkpoints written with mmspike imported
+load weights-only. Checkpoints written by plain MMEngine are refused with the unpickler's error.
 """
 from typing import Any, Dict, List
 
@@ -23,9 +29,17 @@ def _numpy_globals() -> List[Any]:
     return [np.ndarray, np.dtype, _reconstruct, scalar] + dtypes + scalars
 
 
+def _history_buffer_getstate(self) -> dict:
+    state = dict(self.__dict__)
+    state.pop('statistics_methods', None)
+    return state
+
+
 def register_checkpoint_safe_globals() -> None:
-    """Allow the plain-data globals of MMEngine checkpoints under ``weights_only=True``."""
+    """Allow the plain-data globals of MMEngine checkpoints under ``weights_only=True`` and make
+    MMEngine's HistoryBuffer pickle as plain data."""
     from mmengine.logging.history_buffer import HistoryBuffer
+    HistoryBuffer.__getstate__ = _history_buffer_getstate
     torch.serialization.add_safe_globals([HistoryBuffer] + _numpy_globals())
 
 

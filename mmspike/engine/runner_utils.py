@@ -24,5 +24,4 @@ def setup_cpu_distributed(cfg: Config) -> None:
     env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
     wrapper['device_ids'] = None
-    wrapper.setdefault('broadcast_buffers', False)
     cfg.model_wrapper_cfg = wrapper

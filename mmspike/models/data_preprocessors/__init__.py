@@ -1,0 +1,3 @@
+from .event_data_preprocessor import EventClsDataPreprocessor
+
+__all__ = ['EventClsDataPreprocessor']
