@@ -32,27 +32,29 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q -c "$CONSTRAINTS" "pip==25.3" setuptools wheel
+# Some machines' pip.conf name index folders that do not exist; pip warns once per package.
+pip_run() { "${PIP[@]}" "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }
+pip_run install -q -c "$CONSTRAINTS" "pip==25.3" setuptools wheel
 # torch first: mmcv's build imports it (no build isolation).
 log "installing torch / torchvision"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" torch torchvision
+pip_run install -q -c "$CONSTRAINTS" torch torchvision
 
 mkdir -p "$WHEEL_DIR"
 if ! ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
   log "building mmcv $MMCV_VERSION with CPU ops (one time, ~13 min on 2 cores) into $WHEEL_DIR"
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
-  "${PIP[@]}" download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$MMCV_VERSION" -d "$tmp"
+  pip_run download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$MMCV_VERSION" -d "$tmp"
   tar -xzf "$tmp"/mmcv-"$MMCV_VERSION".tar.gz -C "$tmp"
   # torch >= 2.10 headers need C++20; mmcv 2.1.0's setup.py hard-codes -std=c++17.
   sed -i 's/-std=c++17/-std=c++20/g' "$tmp/mmcv-$MMCV_VERSION/setup.py"
   MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-2}" \
-    "${PIP[@]}" wheel -q --no-deps --no-build-isolation "$tmp/mmcv-$MMCV_VERSION" -w "$tmp/out"
+    pip_run wheel -q --no-deps --no-build-isolation "$tmp/mmcv-$MMCV_VERSION" -w "$tmp/out"
   cp "$tmp"/out/mmcv-*.whl "$WHEEL_DIR/"
 fi
 
 log "installing the OpenMMLab stack and mmspike (editable)"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" --find-links "$WHEEL_DIR" \
+pip_run install -q -c "$CONSTRAINTS" --find-links "$WHEEL_DIR" \
   -r requirements/tests.txt -e "$ROOT"
 
 # Fail here, not in the first test, if the compiled ops did not come along.
