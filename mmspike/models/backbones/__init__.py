@@ -1,3 +1,7 @@
+from .base_backbone import BaseSpikeBackbone
+from .e_spikeformer import ESpikeFormer
+from .meta_spikeformer import MetaSpikeFormer
+from .spikformer_v2 import SpikformerV2
 from .spiking_convnet import SpikingConvNet
 
-__all__ = ['SpikingConvNet']
+__all__ = ['BaseSpikeBackbone', 'ESpikeFormer', 'MetaSpikeFormer', 'SpikformerV2', 'SpikingConvNet']

@@ -1,1 +1,3 @@
-__all__ = []
+from .distill_head import SpikeDistillClsHead
+
+__all__ = ['SpikeDistillClsHead']

@@ -1,5 +1,13 @@
+from .attention import (BNAndPad, LinearPair, RepConv, SpikeDrivenAttention, build_projection,
+                        cheaper_attention_order, spike_attention)
+from .blocks import SpikeConvBlock, SpikeDropPath, SpikeTransformerBlock, drop_path
 from .conv import SpikeConvBN
+from .mlp import SpikeMLP
+from .sepconv import SpikeSepConv
 from .time import TimeDistributed, fold_time, reduce_time, to_time_sequence, unfold_time
 
 __all__ = ['SpikeConvBN', 'TimeDistributed', 'fold_time', 'unfold_time', 'reduce_time',
-           'to_time_sequence']
+           'to_time_sequence', 'SpikeSepConv', 'SpikeMLP', 'SpikeDrivenAttention',
+           'spike_attention', 'cheaper_attention_order', 'build_projection', 'BNAndPad',
+           'RepConv', 'LinearPair', 'SpikeConvBlock', 'SpikeTransformerBlock', 'SpikeDropPath',
+           'drop_path']

@@ -1,0 +1,6 @@
+# E-SpikeFormer-173M (large family), hard distillation from CAFormer-B36, T=1, D=8, 224x224.
+_base_ = ['./e-spikeformer-173m-kd_1x4_8xb196_in1k.py']
+
+model = dict(
+    backbone=dict(neuron=dict(max_spikes=8)),
+    neck=dict(neuron=dict(max_spikes=8)))

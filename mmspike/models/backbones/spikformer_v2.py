@@ -1,0 +1,122 @@
+"""Spikformer V2 backbones (Spiking Self-Attention + Spiking Convolutional Stem).
+
+Zhou et al., "Spikformer V2: Join the High Accuracy Club on ImageNet with an SNN Ticket" (2024).
+No code was released; this follows the paper's description, and the details it leaves open are
+choices made here (marked *choice*):
+
+* **Spiking Convolutional Stem (SCS)**: four blocks, each downsampling with a 2x2 stride-2 conv
+  (+BN) and adding a convolutional block shaped like the MLP block (two 3x3 spiking convs with a
+  residual). Widths D/8, D/4, D/2, D as in Spikformer V1's patch splitting; the first conv sees
+  the real-valued image. *choice*: the conv block's hidden width is ``stem_mlp_ratio * C`` with
+  ratio 1 (the paper keeps the parameter count close to V1's SPS).
+* **Encoder**: ``depth`` blocks ``x + SSA(x)``, ``x + MLP(x)`` at stride 16. SSA: spike Q, K, V
+  from 1x1 conv + BN, ``Q K^T V * 0.125`` without softmax (evaluated in the cheaper order), a LIF
+  with threshold 0.5, then a biased 1x1 conv + BN. MLP ratio 4.
+* LIF neurons (tau 2), static images repeated over T (4 in the paper's headline 80.38%).
+* *choice*: residuals are membrane shortcuts with the neuron at the start of each branch (as in
+  all mmspike blocks), so every conv and matmul is fed by spikes; Spikformer V1 added spike
+  tensors (SEW residuals) and fed their integer sums to the next layer.
+* *choice*: head dimension 64 (``num_heads = D / 64``), which the fixed scale 0.125 implies.
+"""
+import copy
+from typing import Dict, List, Optional, Sequence, Union
+
+from torch import nn
+
+from mmspike.registry import MODELS
+from ..layers import SpikeConvBlock, SpikeConvBN, SpikeTransformerBlock
+from .base_backbone import BaseSpikeBackbone
+
+_LIF = dict(type='LIF', tau=2.0, v_threshold=1.0)
+_LIF_ATTN = dict(type='LIF', tau=2.0, v_threshold=0.5)
+
+
+@MODELS.register_module()
+class SpikformerV2(BaseSpikeBackbone):
+    """Spikformer V2 backbone: Spiking Convolutional Stem, then Spikformer encoder blocks.
+
+    Stages 0-3 are the SCS blocks (strides 2, 4, 8, 16; widths D/8 ... D), stage 4 the encoder
+    (stride 16, width D).
+
+    Args:
+        arch (str | dict): ``'8-384'``, ``'8-512'``, ``'8-768'`` (``depth-D``) or a dict with
+            ``embed_dims`` and ``depth`` and optionally ``num_heads`` (default ``D // 64``),
+            ``mlp_ratio`` (4) and ``stem_mlp_ratio`` (1). Defaults to ``'8-512'``.
+        in_channels (int): Defaults to 3.
+        T (int): Time steps of static images. Defaults to 4.
+        neuron (dict): Defaults to a LIF with tau 2 and threshold 1.
+        attn_neuron (dict, optional): Neuron on the attention output. Defaults to a LIF with
+            threshold 0.5.
+        out_indices (Sequence[int]): Defaults to ``(-1, )`` (the encoder output).
+        frozen_stages (int): Defaults to -1.
+        drop_path_rate (float): Stochastic depth over the encoder blocks. Defaults to 0.
+        init_cfg (dict | list[dict], optional): Defaults to None.
+    """
+    arch_settings: Dict[str, dict] = {
+        '8-384': dict(embed_dims=384, depth=8),
+        '8-512': dict(embed_dims=512, depth=8),
+        '8-768': dict(embed_dims=768, depth=8),
+    }
+    arch_keys = ('embed_dims', 'depth', 'num_heads', 'mlp_ratio', 'stem_mlp_ratio')
+
+    def __init__(self,
+                 arch: Union[str, dict] = '8-512',
+                 in_channels: int = 3,
+                 T: int = 4,
+                 neuron: dict = _LIF,
+                 attn_neuron: Optional[dict] = _LIF_ATTN,
+                 out_indices: Sequence[int] = (-1, ),
+                 frozen_stages: int = -1,
+                 drop_path_rate: float = 0.0,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(in_channels=in_channels, T=T, init_cfg=init_cfg)
+        arch = self._parse_arch(arch)
+        dims, depth = arch['embed_dims'], arch['depth']
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
+        self.arch = arch
+        self.embed_dims = dims
+
+        stem_channels = [dims // 8, dims // 4, dims // 2, dims]
+        self.stages = nn.ModuleList()
+        prev = in_channels
+        for i, c in enumerate(stem_channels):
+            self.stages.append(nn.Sequential(
+                # 2x2/2 downsampling; the first conv receives the real-valued image.
+                SpikeConvBN(prev, c, 2, stride=2, padding=0, neuron=None if i == 0 else neuron),
+                SpikeConvBlock(c, mlp_ratio=arch['stem_mlp_ratio'], kernel_size=3, bias=False,
+                               sepconv=None, neuron=neuron)))
+            prev = c
+        dpr = [drop_path_rate * j / max(depth - 1, 1) for j in range(depth)]
+        attn_cfg = dict(projection='linear', value_ratio=1, scale=0.125, proj_bias=True)
+        self.stages.append(nn.Sequential(*[
+            SpikeTransformerBlock(dims, num_heads=arch['num_heads'], mlp_ratio=arch['mlp_ratio'],
+                                  attn_cfg=attn_cfg, neuron=neuron, attn_neuron=attn_neuron,
+                                  drop_path=dpr[j]) for j in range(depth)]))
+        self._init_outputs(stem_channels + [dims], (2, 4, 8, 16, 16), out_indices, frozen_stages)
+
+    def _parse_arch(self, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            if arch not in self.arch_settings:
+                raise ValueError(f'unknown arch {arch!r} for {type(self).__name__}; choose from '
+                                 f'{sorted(self.arch_settings)} or pass a dict')
+            arch = self.arch_settings[arch]
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
+        missing = {'embed_dims', 'depth'} - set(arch)
+        if missing:
+            raise ValueError(f'arch dict lacks {sorted(missing)}')
+        unknown = set(arch) - set(self.arch_keys)
+        if unknown:
+            raise ValueError(f'arch dict has unknown keys {sorted(unknown)}; '
+                             f'known keys: {list(self.arch_keys)}')
+        arch = dict(dict(mlp_ratio=4, stem_mlp_ratio=1), **copy.deepcopy(arch))
+        dims = arch['embed_dims']
+        if dims < 8 or dims % 8:
+            raise ValueError(f'embed_dims must be a positive multiple of 8, got {dims}')
+        arch.setdefault('num_heads', max(dims // 64, 1))
+        if dims % arch['num_heads']:
+            raise ValueError(f"num_heads={arch['num_heads']} must divide embed_dims={dims}")
+        if arch['depth'] < 1:
+            raise ValueError(f"depth must be >= 1, got {arch['depth']}")
+        return arch

@@ -1,0 +1,223 @@
+"""Spike-driven self-attention without softmax (E-SpikeFormer, Meta-SpikeFormer, Spikformer).
+
+Q, K and V are spike tensors, so the attention is a product of three matrices with no softmax in
+between and is associative: ``(Q K^T) V == Q (K^T V)``. :func:`spike_attention` evaluates
+whichever order costs fewer operations for the token count: ``(Q K^T) V`` builds an ``N x N`` map
+(quadratic in the tokens; a 1333-pixel detection input has ~5000 tokens at stride 16),
+``Q (K^T V)`` a ``d x d_v`` one (linear in the tokens).
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmspike.registry import MODELS
+from ..neurons import build_neuron
+from .time import fold_time, unfold_time
+
+ATTENTION_ORDERS = ('auto', 'qk_first', 'kv_first')
+PROJECTIONS = ('linear', 'repconv', 'linear_pair')
+
+
+def cheaper_attention_order(num_tokens: int, qk_dim: int, v_dim: int) -> str:
+    """The cheaper evaluation order of ``Q K^T V`` for one head.
+
+    ``(Q K^T) V`` costs ``N^2 (d + d_v)`` multiply-adds, ``Q (K^T V)`` costs ``2 N d d_v``; ties go
+    to ``'kv_first'``, whose intermediate (``d x d_v``) does not grow with the input size.
+
+    Returns:
+        str: ``'qk_first'`` or ``'kv_first'``.
+    """
+    qk_first = num_tokens * num_tokens * (qk_dim + v_dim)
+    kv_first = 2 * num_tokens * qk_dim * v_dim
+    return 'qk_first' if qk_first < kv_first else 'kv_first'
+
+
+def spike_attention(q: Tensor, k: Tensor, v: Tensor, order: str = 'auto') -> Tensor:
+    """``Q K^T V`` without softmax, in the requested (or the cheaper) order.
+
+    Args:
+        q (Tensor): ``[..., N, d]``.
+        k (Tensor): ``[..., N, d]``.
+        v (Tensor): ``[..., N, d_v]``.
+        order (str): ``'qk_first'`` computes ``(Q K^T) V``, ``'kv_first'`` computes ``Q (K^T V)``,
+            ``'auto'`` picks the cheaper one (:func:`cheaper_attention_order`). Defaults to
+            ``'auto'``.
+
+    Returns:
+        Tensor: ``[..., N, d_v]``.
+    """
+    if order not in ATTENTION_ORDERS:
+        raise ValueError(f'attention order must be one of {ATTENTION_ORDERS}, got {order!r}')
+    if q.shape != k.shape or q.shape[:-1] != v.shape[:-1]:
+        raise ValueError(f'q and k must have the same shape and v the same tokens, got '
+                         f'q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}')
+    if order == 'auto':
+        order = cheaper_attention_order(q.shape[-2], q.shape[-1], v.shape[-1])
+    if order == 'qk_first':
+        return (q @ k.transpose(-2, -1)) @ v
+    return q @ (k.transpose(-2, -1) @ v)
+
+
+class BNAndPad(nn.BatchNorm2d):
+    """BatchNorm, then pad by ``pad`` pixels with the value BN gives a zero input.
+
+    The value is what the BN of a zero-padded input would produce (from the running statistics), so
+    a following unpadded conv equals a padded conv on the pre-BN map and the branch can be
+    re-parameterised into a single 3x3 conv.
+    """
+
+    def __init__(self, num_features: int, pad: int = 1, **kwargs) -> None:
+        super().__init__(num_features, **kwargs)
+        self.pad = pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = super().forward(x)
+        if self.pad == 0:
+            return y
+        scale = self.weight.detach() / torch.sqrt(self.running_var + self.eps)
+        fill = (self.bias.detach() - self.running_mean * scale).view(1, -1, 1, 1).to(y.dtype)
+        border = F.pad(y.new_zeros(1, 1, *y.shape[-2:], dtype=torch.bool), [self.pad] * 4,
+                       value=True)
+        return torch.where(border, fill, F.pad(y, [self.pad] * 4))
+
+
+class RepConv(nn.Module):
+    """Meta-SpikeFormer's re-parameterisable projection on ``[N, C, H, W]``:
+    ``1x1 conv -> BN (border-padded) -> DW 3x3 -> 1x1 conv -> BN`` (no biases)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, in_channels, 1, bias=False)
+        self.bn1 = BNAndPad(in_channels, pad=1)
+        self.dwconv = nn.Conv2d(in_channels, in_channels, 3, padding=0, groups=in_channels,
+                                bias=False)
+        self.conv2 = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn2(self.conv2(self.dwconv(self.bn1(self.conv1(x)))))
+
+
+class LinearPair(nn.Module):
+    """Two stacked 1x1 convs with BN and no neuron in between (large E-SpikeFormer family),
+    ``C_in -> hidden -> C_out`` on ``[N, C, H, W]``; re-parameterisable into one 1x1 conv."""
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, hidden_channels, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(hidden_channels)
+        self.conv2 = nn.Conv2d(hidden_channels, out_channels, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn2(self.conv2(self.bn1(self.conv1(x))))
+
+
+def build_projection(kind: str, in_channels: int, out_channels: int, bias: bool = False,
+                     hidden_ratio: float = 1.5) -> nn.Sequential:
+    """A projection followed by BN, on ``[N, C, H, W]``: ``Sequential(core, BatchNorm2d)``.
+
+    Args:
+        kind (str): ``'linear'`` (1x1 conv), ``'repconv'`` (:class:`RepConv`) or ``'linear_pair'``
+            (:class:`LinearPair` with ``hidden_ratio * in_channels`` hidden channels).
+        bias (bool): Bias of the ``'linear'`` conv. Defaults to False.
+        hidden_ratio (float): Hidden width of ``'linear_pair'``. Defaults to 1.5.
+    """
+    if kind == 'linear':
+        core = nn.Conv2d(in_channels, out_channels, 1, bias=bias)
+    elif kind == 'repconv':
+        core = RepConv(in_channels, out_channels)
+    elif kind == 'linear_pair':
+        core = LinearPair(in_channels, int(in_channels * hidden_ratio), out_channels)
+    else:
+        raise ValueError(f'projection must be one of {PROJECTIONS}, got {kind!r}')
+    return nn.Sequential(core, nn.BatchNorm2d(out_channels))
+
+
+@MODELS.register_module()
+class SpikeDrivenAttention(nn.Module):
+    """Spike-driven multi-head self-attention on ``[T, B, C, H, W]`` maps (no softmax).
+
+    ::
+
+        s = N(x)
+        Q = N(P_q(s)),  K = N(P_k(s)),  V = N(P_v(s))        # P_* = projection + BN
+        A = scale * Q K^T V                                 # per head, cheaper order
+        out = P_o(N_attn(A))
+
+    Q and K have C channels, V has ``value_ratio * C`` (E-SpikeFormer widens V by 4 to make up
+    for its cheap linear projections); ``P_o`` maps back to C.
+
+    Args:
+        channels (int): Channels C.
+        num_heads (int): Heads; must divide C. Defaults to 8.
+        value_ratio (int): Width of V relative to C. Defaults to 1.
+        projection (str): Q/K/V and output projection (see :func:`build_projection`):
+            ``'linear'`` (E-SpikeFormer base family, Spikformer), ``'repconv'``
+            (Meta-SpikeFormer) or ``'linear_pair'`` (E-SpikeFormer large family).
+            Defaults to ``'linear'``.
+        proj_bias (bool): Bias of a ``'linear'`` output projection (Spikformer has one).
+            Defaults to False.
+        scale (float, optional): Factor on ``Q K^T V``. Defaults to ``2 / sqrt(C / num_heads)``
+            (E-SpikeFormer); Spikformer and Meta-SpikeFormer use 0.125.
+        neuron (dict): Neuron config (input, Q, K, V). Defaults to ``dict(type='MultiSpike')``.
+        attn_neuron (dict, optional): Neuron on the attention output. Defaults to ``neuron``
+            (Spikformer and Meta-SpikeFormer use a LIF with threshold 0.5).
+        order (str): ``'auto'``, ``'qk_first'`` or ``'kv_first'`` (see :func:`spike_attention`).
+            Defaults to ``'auto'``.
+    """
+
+    def __init__(self, channels: int, num_heads: int = 8, value_ratio: int = 1,
+                 projection: str = 'linear', proj_bias: bool = False,
+                 scale: Optional[float] = None,
+                 neuron: Optional[dict] = dict(type='MultiSpike'),
+                 attn_neuron: Optional[dict] = None, order: str = 'auto') -> None:
+        super().__init__()
+        if num_heads < 1 or channels % num_heads:
+            raise ValueError(f'num_heads={num_heads} must divide channels={channels}')
+        if isinstance(value_ratio, bool) or not isinstance(value_ratio, int) or value_ratio < 1:
+            raise ValueError(f'value_ratio must be an integer >= 1, got {value_ratio!r}')
+        if order not in ATTENTION_ORDERS:
+            raise ValueError(f'attention order must be one of {ATTENTION_ORDERS}, got {order!r}')
+        self.channels = channels
+        self.num_heads = num_heads
+        self.value_ratio = value_ratio
+        self.order = order
+        head_dim = channels // num_heads
+        self.scale = 2.0 * head_dim ** -0.5 if scale is None else float(scale)
+        v_channels = channels * value_ratio
+
+        self.head_neuron = build_neuron(neuron)
+        self.q_conv = build_projection(projection, channels, channels)
+        self.k_conv = build_projection(projection, channels, channels)
+        self.v_conv = build_projection(projection, channels, v_channels)
+        self.q_neuron = build_neuron(neuron)
+        self.k_neuron = build_neuron(neuron)
+        self.v_neuron = build_neuron(neuron)
+        self.attn_neuron = build_neuron(neuron if attn_neuron is None else attn_neuron)
+        self.proj_conv = build_projection(projection, v_channels, channels, bias=proj_bias)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        """``[T, B, C', H, W] -> [T, B, heads, N, C' / heads]`` (channel = head * d + j)."""
+        T, B, C, H, W = x.shape
+        return x.reshape(T, B, self.num_heads, C // self.num_heads, H * W).transpose(-2, -1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 5 or x.shape[2] != self.channels:
+            raise ValueError(f'{type(self).__name__} expects [T, B, {self.channels}, H, W], '
+                             f'got shape {tuple(x.shape)}')
+        T, B, _, H, W = x.shape
+        s, _ = fold_time(self.head_neuron(x))
+        q = self._heads(self.q_neuron(unfold_time(self.q_conv(s), T)))
+        k = self._heads(self.k_neuron(unfold_time(self.k_conv(s), T)))
+        v = self._heads(self.v_neuron(unfold_time(self.v_conv(s), T)))
+        out = spike_attention(q, k, v, self.order) * self.scale  # [T, B, heads, N, d_v]
+        out = out.transpose(-2, -1).reshape(T, B, -1, H, W)
+        out, _ = fold_time(self.attn_neuron(out))
+        return unfold_time(self.proj_conv(out), T)
+
+    def extra_repr(self) -> str:
+        return (f'channels={self.channels}, num_heads={self.num_heads}, '
+                f'value_ratio={self.value_ratio}, scale={self.scale:.4g}, order={self.order}')
