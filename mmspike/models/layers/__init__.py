@@ -11,3 +11,11 @@ __all__ = ['SpikeConvBN', 'TimeDistributed', 'fold_time', 'unfold_time', 'reduce
            'spike_attention', 'cheaper_attention_order', 'build_projection', 'BNAndPad',
            'RepConv', 'LinearPair', 'SpikeConvBlock', 'SpikeTransformerBlock', 'SpikeDropPath',
            'drop_path']
+from .ssc import (ActiveSites, SparseBatchNorm2d, SparseConv2d, SpikeSparseConv2d, convert_to_ssc,
+                  downsample_mask)
+from .ssc3d import (SpikeSparseBasicBlock3d, SpikeSparseConv3d, SpikeVoxelCoding, batch_voxelize,
+                    voxelize)
+
+__all__ += ['ActiveSites', 'SparseConv2d', 'SparseBatchNorm2d', 'SpikeSparseConv2d', 'convert_to_ssc',
+            'downsample_mask', 'SpikeSparseConv3d', 'SpikeSparseBasicBlock3d', 'SpikeVoxelCoding',
+            'voxelize', 'batch_voxelize']
