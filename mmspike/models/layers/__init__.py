@@ -5,12 +5,13 @@ from .conv import SpikeConvBN
 from .mlp import SpikeMLP
 from .sepconv import SpikeSepConv
 from .time import TimeDistributed, fold_time, reduce_time, to_time_sequence, unfold_time
+from .yolo_blocks import MSAllConvBlock, MSConvBlock, SpikeSPPF
 
 __all__ = ['SpikeConvBN', 'TimeDistributed', 'fold_time', 'unfold_time', 'reduce_time',
            'to_time_sequence', 'SpikeSepConv', 'SpikeMLP', 'SpikeDrivenAttention',
            'spike_attention', 'cheaper_attention_order', 'build_projection', 'BNAndPad',
            'RepConv', 'LinearPair', 'SpikeConvBlock', 'SpikeTransformerBlock', 'SpikeDropPath',
-           'drop_path']
+           'drop_path', 'MSConvBlock', 'MSAllConvBlock', 'SpikeSPPF']
 from .ssc import (ActiveSites, SparseBatchNorm2d, SparseConv2d, SpikeSparseConv2d, convert_to_ssc,
                   downsample_mask)
 from .ssc3d import (SpikeSparseBasicBlock3d, SpikeSparseConv3d, SpikeVoxelCoding, batch_voxelize,
