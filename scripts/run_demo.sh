@@ -6,7 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup_env.sh
 PY="$ROOT/.venv/bin/python"
-CONFIG="${1:-configs/mmpretrain/spiking-convnet_digits.py}"
+CONFIG="${1:-configs/mmdet/spikeformer_coco_sample.py}"
 WORK_DIR="${WORK_DIR:-work_dirs/demo/$(basename "${CONFIG%.py}")}"
 rm -rf "$WORK_DIR"
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK_DIR"
