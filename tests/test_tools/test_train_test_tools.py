@@ -81,3 +81,9 @@ def test_two_process_distributed_training(tmp_path):
     assert (work / 'epoch_1.pth').is_file()
     # 1347 training images / (2 processes x batch 32) -> 22 iterations per epoch and process
     assert 'Epoch(train) [1][20/22]' in log, log[-3000:]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU refusal of --amp')
+def test_amp_on_cpu_is_refused_clearly(tmp_path):
+    proc = run([sys.executable, 'tools/train.py', CONFIG, '--amp', '--work-dir', str(tmp_path)])
+    assert proc.returncode != 0 and '--amp needs a GPU' in proc.stderr
