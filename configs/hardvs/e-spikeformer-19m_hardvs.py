@@ -78,41 +78,23 @@ event_test_pipeline = [
 
 dataset_type = 'mmspike.HARDVSDataset'
 data_root = 'data/hardvs'
+_clips = dict(type=dataset_type, data_root=data_root, data_prefix='rawframes')
 train_dataloader = dict(
     batch_size=24,  # per GPU; upstream trained on 3 GPUs (72 clips per step)
     num_workers=8,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='list/train_label.txt',
-        data_prefix='rawframes',
-        pipeline=train_pipeline),
+    dataset=dict(_clips, ann_file='list/train_label.txt', pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True))
 val_dataloader = dict(
     batch_size=24,
     num_workers=8,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='list/val_label.txt',
-        data_prefix='rawframes',
-        test_mode=True,
-        pipeline=test_pipeline),
+    dataset=dict(_clips, ann_file='list/val_label.txt', test_mode=True, pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False))
 val_evaluator = dict(type='Accuracy', topk=(1, 5))
 # Upstream reports accuracy on the test list.
 test_dataloader = dict(
-    batch_size=24,
-    num_workers=8,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='list/test_label.txt',
-        data_prefix='rawframes',
-        test_mode=True,
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
+    val_dataloader, dataset=dict(val_dataloader['dataset'], ann_file='list/test_label.txt'))
 test_evaluator = val_evaluator
+del _clips
 
 # AdamW, lr = blr * total_batch / 256 with blr 4e-5 (upstream's linear scaling rule), weight decay
 # 1e-2 on weights only (biases and norm parameters get none), 10 warm-up epochs then a cosine to

@@ -6,23 +6,12 @@
 #   python tools/train.py configs/hardvs/e-spikeformer-19m_hardvs_sample.py
 _base_ = ['./e-spikeformer-19m_hardvs.py']
 
-T = 8
 sample_root = 'tests/data/hardvs_sample'
-train_pipeline = [
-    dict(type='mmspike.LoadEvents'),
-    dict(type='mmspike.EventsToFrames', num_bins=T, split_by='time'),
-    dict(type='mmspike.ResizeClip', scale=73, interpolation='area'),
-    dict(type='mmspike.CenterCropClip', crop_size=64),
-    dict(type='mmspike.RandomFlipClip', prob=0.5),
-    dict(type='mmspike.PackEventInputs'),
-]
-test_pipeline = [
-    dict(type='mmspike.LoadEvents'),
-    dict(type='mmspike.EventsToFrames', num_bins=T, split_by='time'),
-    dict(type='mmspike.ResizeClip', scale=73, interpolation='area'),
-    dict(type='mmspike.CenterCropClip', crop_size=64),
-    dict(type='mmspike.PackEventInputs'),
-]
+# the full config's raw-event pipelines (event_train_pipeline, event_test_pipeline) at 64x64
+_size = {'mmspike.ResizeClip': dict(scale=73), 'mmspike.CenterCropClip': dict(crop_size=64)}
+train_pipeline = [dict(t, **_size.get(t['type'], {})) for t in _base_.event_train_pipeline]
+test_pipeline = [dict(t, **_size.get(t['type'], {})) for t in _base_.event_test_pipeline]
+del _size
 train_dataloader = dict(
     batch_size=2,
     num_workers=0,

@@ -5,29 +5,18 @@
 # declares them and keeps RetinaNet's anchor sizes (32..512) through `base_sizes`.
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
+    './_base_/models/spikeformer-19m_fpn.py',
     './_base_/datasets/coco_detection.py',
     './_base_/schedules/adamw_1x.py',
-    'mmdet::_base_/default_runtime.py',
+    './_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmspike.models'], allow_failed_imports=False)
-default_scope = 'mmdet'
 
+# the two-stage detectors' backbone and SpikeFPN, from the stride-8 stage on
+_spiking = _base_.pop('spikeformer_19m_fpn')
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmspike.ESpikeFormer',
-        arch='19m',
-        T=1,
-        neuron=dict(type='MultiSpike', max_spikes=4),
-        out_indices=(1, 2, 3),
-        init_cfg=None),
-    neck=dict(
-        _delete_=True,
-        type='mmspike.SpikeFPN',
-        in_channels=[128, 256, 360],
-        in_strides=[8, 16, 16],
-        out_channels=256,
-        add_extra_convs='on_input',
-        num_outs=5),
+    backbone=dict(_spiking['backbone'], out_indices=(1, 2, 3)),
+    neck=dict(_spiking['neck'], in_channels=[128, 256, 360], in_strides=[8, 16, 16],
+              add_extra_convs='on_input'),
     bbox_head=dict(
         anchor_generator=dict(strides=[8, 16, 16, 32, 64], base_sizes=[8, 16, 32, 64, 128])))
+del _spiking

@@ -9,10 +9,8 @@
 _base_ = [
     './_base_/datasets/coco_detection.py',
     'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
+    './_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmspike.models'], allow_failed_imports=False)
-default_scope = 'mmdet'
 
 arch = 's'
 in_channels = [128, 256, 512]  # backbone strides 8/16/32 = the PAN's outputs

@@ -14,16 +14,8 @@
 # exact key:
 #   custom_hooks = [dict(type='mmspike.PretrainedBackboneHook', checkpoint='...pth',
 #                        prefix='backbone.')]
-_base_ = [
-    './_base_/models/fpn_e-spikeformer.py',
-    'mmseg::_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
-    './_base_/schedules/spike-adamw_160k.py',
-]
-custom_imports = dict(imports=['mmspike.models'], allow_failed_imports=False)
-default_scope = 'mmseg'
+_base_ = ['./_base_/models/fpn_e-spikeformer.py', './_base_/ade20k_4xb4-160k.py']
 
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(data_preprocessor=data_preprocessor)
-train_dataloader = dict(batch_size=4)

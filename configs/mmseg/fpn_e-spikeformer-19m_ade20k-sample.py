@@ -1,52 +1,14 @@
-# CPU demo of fpn_e-spikeformer-19m_4xb4-160k_ade20k-512x512.py
-# (same model and optimizer) on the 3-image ADE20K validation sample bundled in the
-# repo (data/ade20k_sample, see its PROVENANCE.md), used as train, val and test set:
-# 4 iterations on 128x128 crops (short side 128, mmseg's augmentations), then
-# sliding-window testing (128x128 windows, stride 96) with mmseg's IoUMetric.
-# The mIoU only shows that the pipeline works.
+# CPU demo of fpn_e-spikeformer-19m_4xb4-160k_ade20k-512x512.py (same model and optimizer): 4
+# iterations on the 3-image ADE20K sample bundled in the repo, then sliding-window testing with
+# mmseg's IoUMetric (see _base_/ade20k_sample.py). The mIoU only shows that the pipeline works.
 #
 #   python tools/train.py configs/mmseg/fpn_e-spikeformer-19m_ade20k-sample.py
 #   python tools/test.py configs/mmseg/fpn_e-spikeformer-19m_ade20k-sample.py \
 #       work_dirs/fpn_e-spikeformer-19m_ade20k-sample/iter_4.pth
-_base_ = './fpn_e-spikeformer-19m_4xb4-160k_ade20k-512x512.py'
+_base_ = ['./_base_/models/fpn_e-spikeformer.py', './_base_/ade20k_sample.py']
 
-data_root = 'data/ade20k_sample'
 crop_size = (128, 128)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(512, 128), ratio_range=(1.0, 1.5), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(512, 128), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
-_data = dict(
-    data_root=data_root,
-    data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'))
-train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(_data, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1, num_workers=0, persistent_workers=False,
-    dataset=dict(_data, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-del _data
-
+data_preprocessor = dict(size=crop_size)
 model = dict(
-    data_preprocessor=dict(size=crop_size),
+    data_preprocessor=data_preprocessor,
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(96, 96)))
-
-# 4 iterations of the config's optimizer (2-iteration warm-up), validated and saved at the end
-train_cfg = dict(max_iters=4, val_interval=4)
-param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2)]
-default_hooks = dict(
-    logger=dict(interval=1), checkpoint=dict(interval=4), visualization=dict(draw=False))
-log_processor = dict(window_size=1)
-env_cfg = dict(cudnn_benchmark=False)

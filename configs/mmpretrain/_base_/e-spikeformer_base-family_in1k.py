@@ -3,15 +3,9 @@
 # command: 8 GPUs, 200 epochs, 5 warm-up epochs, base lr 6e-4 per 256 images, weight decay 0.05,
 # cosine to 1e-6, label smoothing 0.1, RandAugment m9-mstd0.5, random erasing 0.25, no mixup.
 # Upstream's optimizer is LAMB; the paper's recipe (used here) is AdamW (see the README).
-_base_ = [
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['mmspike.models'], allow_failed_imports=False)
+_base_ = ['./spiking-classifier_in1k.py']
 
 model = dict(
-    type='ImageClassifier',
     backbone=dict(
         type='mmspike.ESpikeFormer',
         arch='10m',
@@ -23,18 +17,8 @@ model = dict(
     neck=dict(
         type='mmspike.SpikeGlobalAveragePooling',
         neuron=dict(type='MultiSpike', max_spikes=4, norm=1)),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=240,
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        init_cfg=dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.0)),
+    head=dict(in_channels=240),
 )
-
-# 8 GPUs x 128 images.
-train_dataloader = dict(batch_size=128)
-val_dataloader = dict(batch_size=128)
-test_dataloader = val_dataloader
 
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=6e-4 * 1024 / 256, weight_decay=0.05, betas=(0.9, 0.999)))
@@ -43,4 +27,3 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True, begin=5),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=200, val_interval=1)
-auto_scale_lr = dict(base_batch_size=1024)

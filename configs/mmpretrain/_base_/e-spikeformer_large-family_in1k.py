@@ -6,15 +6,9 @@
 # model EMA 0.99996. Point `load_from` (or the backbone's init_cfg) at the pre-trained encoder.
 # The model has the main and the distillation classifier (both learn the labels here; see the
 # -kd configs for the teacher).
-_base_ = [
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['mmspike.models'], allow_failed_imports=False)
+_base_ = ['./spiking-classifier_in1k.py']
 
 model = dict(
-    type='ImageClassifier',
     backbone=dict(
         type='mmspike.ESpikeFormer',
         arch='83m',
@@ -25,7 +19,9 @@ model = dict(
     neck=dict(
         type='mmspike.SpikeGlobalAveragePooling',
         neuron=dict(type='MultiSpike', max_spikes=4, norm=1, grad_window='open')),
+    # the main and the distillation classifier, in place of the shared linear head
     head=dict(
+        _delete_=True,
         type='mmspike.SpikeDistillClsHead',
         num_classes=1000,
         in_channels=512,
@@ -33,10 +29,6 @@ model = dict(
         loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')),
     train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]),
 )
-
-train_dataloader = dict(batch_size=128)
-val_dataloader = dict(batch_size=128)
-test_dataloader = val_dataloader
 
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=6e-4 * 1024 / 256, weight_decay=0.05, betas=(0.9, 0.999)),
@@ -49,5 +41,4 @@ param_scheduler = [
 ]
 train_cfg = dict(by_epoch=True, max_epochs=150, val_interval=1)
 custom_hooks = [dict(type='EMAHook', momentum=4e-5, priority='ABOVE_NORMAL')]
-auto_scale_lr = dict(base_batch_size=1024)
 load_from = None  # the spike-masked-autoencoder pre-trained weights
