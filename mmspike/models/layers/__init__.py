@@ -20,3 +20,6 @@ from .ssc3d import (SpikeSparseBasicBlock3d, SpikeSparseConv3d, SpikeVoxelCoding
 __all__ += ['ActiveSites', 'SparseConv2d', 'SparseBatchNorm2d', 'SpikeSparseConv2d', 'convert_to_ssc',
             'downsample_mask', 'SpikeSparseConv3d', 'SpikeSparseBasicBlock3d', 'SpikeVoxelCoding',
             'voxelize', 'batch_voxelize']
+from .fused import fuse_conv_bn, spike_convs
+
+__all__ += ['fuse_conv_bn', 'spike_convs']

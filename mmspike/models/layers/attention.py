@@ -6,14 +6,16 @@ whichever order costs fewer operations for the token count: ``(Q K^T) V`` builds
 (quadratic in the tokens; a 1333-pixel detection input has ~5000 tokens at stride 16),
 ``Q (K^T V)`` a ``d x d_v`` one (linear in the tokens).
 """
-from typing import Optional
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmspike.registry import MODELS
+from ..execution import is_fast_path
 from ..neurons import build_neuron
+from .fused import spike_convs
 from .time import fold_time, unfold_time
 
 ATTENTION_ORDERS = ('auto', 'qk_first', 'kv_first')
@@ -112,7 +114,25 @@ class LinearPair(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.bn2(self.conv2(self.bn1(self.conv1(x))))
+        return self.after_conv1(self.conv1(x))
+
+    def after_conv1(self, y: Tensor) -> Tensor:
+        """The rest of the pair after ``conv1`` (the fused fast path runs ``conv1`` itself)."""
+        return self.bn2(self.conv2(self.bn1(y)))
+
+
+def _first_conv(projection: nn.Sequential
+                ) -> Optional[Tuple[nn.Conv2d, Callable[[Tensor], Tensor]]]:
+    """Split a :func:`build_projection` module into its first conv and the rest, for the fused
+    fast path; None for a projection that is not split (it then runs as a module)."""
+    if type(projection) is not nn.Sequential or len(projection) != 2:
+        return None
+    core, bn = projection[0], projection[1]
+    if type(core) is nn.Conv2d:
+        return core, bn
+    if type(core) is LinearPair and type(core.conv1) is nn.Conv2d:
+        return core.conv1, lambda y: bn(core.after_conv1(y))
+    return None
 
 
 def build_projection(kind: str, in_channels: int, out_channels: int, bias: bool = False,
@@ -165,8 +185,13 @@ class SpikeDrivenAttention(nn.Module):
         neuron (dict): Neuron config (input, Q, K, V). Defaults to ``dict(type='MultiSpike')``.
         attn_neuron (dict, optional): Neuron on the attention output. Defaults to ``neuron``
             (Spikformer and Meta-SpikeFormer use a LIF with threshold 0.5).
-        order (str): ``'auto'``, ``'qk_first'`` or ``'kv_first'`` (see :func:`spike_attention`).
-            Defaults to ``'auto'``.
+        order (str): ``'auto'``, ``'qk_first'`` or ``'kv_first'`` (see :func:`spike_attention`)
+            on the fast execution path; the plain path (:func:`mmspike.models.plain_path`)
+            always computes ``(Q K^T) V``, as the upstream code does. Defaults to ``'auto'``.
+
+    On the fast path the input neuron runs fused with the Q/K/V projections' first convs and the
+    attention neuron with the output projection (:func:`~mmspike.models.layers.spike_convs`),
+    and ``Q (K^T V)`` is computed transposed, without layout copies.
     """
 
     def __init__(self, channels: int, num_heads: int = 8, value_ratio: int = 1,
@@ -204,19 +229,56 @@ class SpikeDrivenAttention(nn.Module):
         T, B, C, H, W = x.shape
         return x.reshape(T, B, self.num_heads, C // self.num_heads, H * W).transpose(-2, -1)
 
+    def _spike_projections(self, x: Tensor, neuron: nn.Module,
+                           projections: Sequence[nn.Sequential]) -> List[Tensor]:
+        """``[proj(neuron(x)) for proj in projections]`` on ``[T, B, C, H, W]``; on the fast path
+        the neuron and the projections' first convs run fused (spikes kept as bytes)."""
+        T = x.shape[0]
+        heads = [_first_conv(p) for p in projections]
+        fused = None
+        if all(h is not None for h in heads):
+            fused = spike_convs(x, neuron, [h[0] for h in heads], observed=projections)
+        if fused is None:
+            s, _ = fold_time(neuron(x))
+            return [unfold_time(p(s), T) for p in projections]
+        return [unfold_time(rest(y), T) for (_, rest), y in zip(heads, fused)]
+
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 5 or x.shape[2] != self.channels:
             raise ValueError(f'{type(self).__name__} expects [T, B, {self.channels}, H, W], '
                              f'got shape {tuple(x.shape)}')
         T, B, _, H, W = x.shape
-        s, _ = fold_time(self.head_neuron(x))
-        q = self._heads(self.q_neuron(unfold_time(self.q_conv(s), T)))
-        k = self._heads(self.k_neuron(unfold_time(self.k_conv(s), T)))
-        v = self._heads(self.v_neuron(unfold_time(self.v_conv(s), T)))
-        out = spike_attention(q, k, v, self.order) * self.scale  # [T, B, heads, N, d_v]
-        out = out.transpose(-2, -1).reshape(T, B, -1, H, W)
-        out, _ = fold_time(self.attn_neuron(out))
-        return unfold_time(self.proj_conv(out), T)
+        q, k, v = self._spike_projections(x, self.head_neuron,
+                                          (self.q_conv, self.k_conv, self.v_conv))
+        q, k, v = self.q_neuron(q), self.k_neuron(k), self.v_neuron(v)
+        order = 'qk_first'  # the plain path: always (Q K^T) V, as upstream
+        if is_fast_path():
+            order = self.order if self.order != 'auto' else cheaper_attention_order(
+                H * W, self.channels // self.num_heads, v.shape[2] // self.num_heads)
+        if order == 'kv_first' and not torch.overrides._is_torch_function_mode_enabled():
+            out = self._kv_first_transposed(q, k, v) * self.scale
+        else:  # on [N, d] heads, then back to channels (a copy); what SOP counting sees
+            out = spike_attention(self._heads(q), self._heads(k), self._heads(v),
+                                  order) * self.scale  # [T, B, heads, N, d_v]
+            out = out.transpose(-2, -1).reshape(T, B, -1, H, W)
+        return self._spike_projections(out, self.attn_neuron, (self.proj_conv, ))[0]
+
+    def _kv_first_transposed(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Fast path, ``Q (K^T V)`` order, computed transposed as ``(V^T K) Q^T`` per head.
+
+        ``Q^T`` (``[d, N]`` per head) is a view of the ``[T, B, C, H, W]`` map, and so is the
+        ``[d_v, N]`` result, so no transpose is copied and the intermediate is ``d_v x d``
+        (linear in the tokens). With spike inputs every product and partial sum is a small
+        multiple of ``1 / norm^3``, exact in float32, so the output equals the plain path's
+        ``(Q K^T) V`` bit for bit (as long as ``N * d * D^3 < 2^24``); the gradients w.r.t.
+        Q, K, V (products with the real-valued output gradient) agree to float rounding.
+        """
+        T, B, _, H, W = q.shape
+        n, h = H * W, self.num_heads
+        qt = q.reshape(T, B, h, -1, n)  # [.., d, N] = Q^T
+        kt = k.reshape(T, B, h, -1, n)
+        vt = v.reshape(T, B, h, -1, n)  # [.., d_v, N] = V^T
+        return ((vt @ kt.transpose(-2, -1)) @ qt).reshape(T, B, -1, H, W)
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, num_heads={self.num_heads}, '

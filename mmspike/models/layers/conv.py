@@ -5,6 +5,7 @@ from torch import Tensor, nn
 
 from mmspike.registry import MODELS
 from ..neurons import build_neuron
+from .fused import spike_convs
 from .time import fold_time, unfold_time
 
 
@@ -42,5 +43,9 @@ class SpikeConvBN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 5:
             raise ValueError(f'SpikeConvBN expects [T, B, C, H, W], got shape {tuple(x.shape)}')
+        T = x.shape[0]
+        fused = spike_convs(x, self.neuron, (self.conv, ))  # fast path: spikes kept as bytes
+        if fused is not None:
+            return unfold_time(self.bn(fused[0]), T)
         x, T = fold_time(self.neuron(x))
         return unfold_time(self.bn(self.conv(x)), T)

@@ -7,3 +7,7 @@ __all__ = [
     'BaseNeuron', 'IntegerNeuron', 'MultiSpike', 'ILIF', 'LIF', 'expand_to_binary',
     'integer_neurons', 'round_half_up', 'set_spike_driven', 'spike_driven', 'build_neuron'
 ]
+from . import kernels  # noqa: F401
+from .base import fused_fire, plain_fire
+
+__all__ += ['kernels', 'fused_fire', 'plain_fire']

@@ -21,6 +21,9 @@ from typing import Iterator, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from ..execution import is_fast_path
+from . import kernels
+
 ROUND_MODES = ('half_up', 'half_even')
 GRAD_WINDOWS = ('closed', 'open')
 
@@ -35,27 +38,68 @@ def round_half_up(x: Tensor) -> Tensor:
     return fl + (x - fl >= 0.5).to(x.dtype)
 
 
-class _IntegerFire(torch.autograd.Function):
-    """``round(clamp(u, 0, D))`` with a straight-through gradient inside a window.
+class _FusedFire(torch.autograd.Function):
+    """Fast path: ``round(clamp(u, 0, D)) / norm`` with a straight-through gradient inside a
+    window, in one fused pass each way (:mod:`.kernels`).
 
-    Backward needs only the window mask, so that (1 byte per element) is all that is saved, never the
-    float input: activation memory is the cost of SNN training.
+    Backward needs only the window, so a bool mask (one byte per element) is all that is saved,
+    never the float input: activation memory is the cost of SNN training.
     """
 
     @staticmethod
-    def forward(ctx, u: Tensor, max_spikes: int, half_up: bool, open_window: bool) -> Tensor:
-        if open_window:
-            mask = (u > 0) & (u < max_spikes)
-        else:
-            mask = (u >= 0) & (u <= max_spikes)
-        ctx.save_for_backward(mask)
-        clamped = u.clamp(0, max_spikes)
-        return round_half_up(clamped) if half_up else torch.round(clamped)
+    def forward(ctx, u: Tensor, max_spikes: int, norm: float, half_up: bool,
+                open_window: bool) -> Tensor:
+        out, window = kernels.fire_forward(u, max_spikes, norm, half_up, open_window,
+                                           code='window')
+        ctx.save_for_backward(window)
+        ctx.norm = norm
+        return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (mask,) = ctx.saved_tensors
-        return grad * mask.to(grad.dtype), None, None, None
+        (window, ) = ctx.saved_tensors
+        return kernels.fire_backward(grad, window, ctx.norm), None, None, None, None
+
+
+def fused_fire(u: Tensor, max_spikes: int, norm: float = 1.0, half_up: bool = True,
+               open_window: bool = False) -> Tensor:
+    """Fast-path integer firing ``round(clamp(u, 0, D)) / norm`` (straight-through gradient on
+    the window ``[0, D]``, or ``(0, D)`` with ``open_window``); no saved state without grad."""
+    if torch.is_grad_enabled() and u.requires_grad:
+        return _FusedFire.apply(u, max_spikes, float(norm), half_up, open_window)
+    return kernels.fire_forward(u, max_spikes, norm, half_up, open_window, code=None)[0]
+
+
+class _PlainFire(torch.autograd.Function):
+    """Plain path, the upstream way: ``round(clamp(u, 0, D))`` that keeps the float input for
+    backward and masks the gradient with comparisons on it there."""
+
+    @staticmethod
+    def forward(ctx, u: Tensor, max_spikes: int, half_up: bool, open_window: bool) -> Tensor:
+        ctx.save_for_backward(u)
+        ctx.max_spikes, ctx.open_window = max_spikes, open_window
+        c = u.clamp(0, max_spikes)
+        return round_half_up(c) if half_up else torch.round(c)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (u, ) = ctx.saved_tensors
+        grad = grad.clone()
+        if ctx.open_window:
+            grad[u <= 0] = 0
+            grad[u >= ctx.max_spikes] = 0
+        else:
+            grad[u < 0] = 0
+            grad[u > ctx.max_spikes] = 0
+        return grad, None, None, None
+
+
+def plain_fire(u: Tensor, max_spikes: int, half_up: bool = True,
+               open_window: bool = False) -> Tensor:
+    """Plain-path integer firing ``round(clamp(u, 0, D))`` (straight-through gradient on the
+    window), as the upstream code computes it: the float input is kept for backward. The
+    reference the fast path is tested and benchmarked against."""
+    return _PlainFire.apply(u, max_spikes, half_up, open_window)
 
 
 def expand_to_binary(u: Tensor, max_spikes: int) -> Tensor:
@@ -205,11 +249,28 @@ class IntegerNeuron(BaseNeuron):
     def fire(self, u: Tensor) -> Tensor:
         if self.spike_driven:
             return self._fire_binary(u)
-        return _IntegerFire.apply(u, self.max_spikes, self.round_mode == 'half_up',
-                                  self.grad_window == 'open')
+        if is_fast_path():
+            return fused_fire(u, self.max_spikes, 1.0, self.round_mode == 'half_up',
+                              self.grad_window == 'open')
+        return plain_fire(u, self.max_spikes, self.round_mode == 'half_up',
+                          self.grad_window == 'open')
+
+    def fused_spec(self, x: Tensor) -> Optional[Tuple[int, float, bool, bool]]:
+        """``(D, norm, half_up, open_window)`` when this neuron's whole forward on ``x`` is one
+        fused firing pass (fast path, no temporal state, not spike-driven, float input of at
+        least 2-D); None otherwise.
+        """
+        if (self.spike_driven or not is_fast_path() or x.dim() < 2
+                or not x.is_floating_point() or not (x.shape[0] == 1 or self.leak == 0.0)):
+            return None
+        return (self.max_spikes, self.norm, self.round_mode == 'half_up',
+                self.grad_window == 'open')
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.spike_driven:
+            spec = self.fused_spec(x)
+            if spec is not None:  # one pass, the division by norm included
+                return fused_fire(x, *spec)
             return super().forward(x)
         if self.round_mode != 'half_up':
             raise RuntimeError('spike-driven mode realises round-half-up firing (IF neuron with '

@@ -1,0 +1,177 @@
+"""Fast-path fusions of spiking layers, and BN folding for inference.
+
+:func:`spike_convs` runs ``neuron -> conv_1, ..., conv_n`` (convs sharing the spikes of one
+neuron, e.g. the Q/K/V projections) as one autograd node that keeps a single code byte per input
+element for backward (:mod:`mmspike.models.neurons.kernels`): the spike count rebuilds the
+conv's input for the weight gradient, the window bit gives the neuron's gradient. The plain
+composition keeps the float membrane (for ``clamp``) *and* the float spikes (for the conv): eight
+bytes per element instead of one. Forward and gradients are bit-identical to it: the convs and
+their backward run the same ATen kernels on the same values, and the gradients of convs sharing
+one input are summed in autograd's order.
+
+:func:`fuse_conv_bn` folds inference BatchNorms into the preceding convs.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..neurons import IntegerNeuron
+from ..neurons import kernels
+from .time import fold_time
+
+
+def _observed(modules: Sequence[nn.Module]) -> bool:
+    """Whether anything watches these modules' forward (hooks of the firing-rate recorder, the
+    SOP counter, a user), a torch function mode is active or a tracer / compiler runs: then the
+    layers must run as separate modules so the observers see them."""
+    if (torch.overrides._is_torch_function_mode_enabled() or torch.jit.is_tracing()
+            or torch.compiler.is_compiling()):
+        return True
+    g = nn.modules.module
+    if g._global_forward_hooks or g._global_forward_pre_hooks:
+        return True
+    return any(sub._forward_hooks or sub._forward_pre_hooks
+               for m in modules for sub in m.modules())
+
+
+def _fusable_conv(conv: nn.Module) -> bool:
+    return (type(conv) is nn.Conv2d and conv.padding_mode == 'zeros'
+            and not isinstance(conv.padding, str))
+
+
+class _SpikeConvs(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, x: Tensor, spec: tuple, geometry: tuple, *params: Optional[Tensor]):
+        D, norm, half_up, open_window = spec
+        weights, biases = params[0::2], params[1::2]
+        s, code = kernels.fire_forward(x, D, norm, half_up, open_window,
+                                       code='full' if any(ctx.needs_input_grad) else None)
+        outs = tuple(F.conv2d(s, w, b, *geo) for w, b, geo in zip(weights, biases, geometry))
+        del s  # only the code bytes outlive the forward
+        ctx.spec, ctx.geometry, ctx.dtype = spec, geometry, x.dtype
+        ctx.has_bias = tuple(b is not None for b in biases)
+        ctx.save_for_backward(code, *weights)
+        return outs
+
+    @staticmethod
+    def backward(ctx, *grads: Optional[Tensor]):
+        code, *weights = ctx.saved_tensors
+        norm = ctx.spec[1]
+        s = kernels.decode_spikes(code, norm, ctx.dtype)
+        need_x = ctx.needs_input_grad[0]
+        param_grads: List[Optional[Tensor]] = [None] * (2 * len(weights))
+        grad_s = None
+        # Autograd runs the backward of the conv created last first and adds the gradients of a
+        # shared input in arrival order; summing in the same order keeps the bits.
+        for i in reversed(range(len(weights))):
+            g = grads[i]
+            if g is None:
+                continue
+            stride, padding, dilation, groups = ctx.geometry[i]
+            w = weights[i]
+            mask = [need_x, ctx.needs_input_grad[3 + 2 * i],
+                    ctx.has_bias[i] and ctx.needs_input_grad[4 + 2 * i]]
+            gi, gw, gb = torch.ops.aten.convolution_backward(
+                g, s, w, [w.shape[0]] if ctx.has_bias[i] else None, stride, padding, dilation,
+                False, [0] * len(stride), groups, mask)
+            param_grads[2 * i], param_grads[2 * i + 1] = gw, gb
+            if need_x:
+                grad_s = gi if grad_s is None else grad_s + gi
+        del s
+        # grad_s is this function's own temporary: mask it in place (one allocation less)
+        grad_x = kernels.fire_backward(grad_s, code, norm, inplace=True) \
+            if grad_s is not None else None
+        return (grad_x, None, None, *param_grads)
+
+
+def spike_convs(x: Tensor, neuron: nn.Module,
+                convs: Sequence[nn.Module],
+                observed: Sequence[nn.Module] = ()) -> Optional[Tuple[Tensor, ...]]:
+    """``conv_i(neuron(x))`` for every conv, fused, on the fast path.
+
+    Args:
+        x (Tensor): ``[T, B, C, H, W]`` input of the neuron.
+        neuron (nn.Module): The neuron (fused when it is an :class:`IntegerNeuron` whose
+            :meth:`~IntegerNeuron.fused_spec` accepts ``x``).
+        convs (Sequence[nn.Module]): ``nn.Conv2d`` modules fed by the spikes.
+        observed (Sequence[nn.Module]): Further modules the fusion bypasses; if any has hooks,
+            nothing is fused.
+
+    Returns:
+        tuple[Tensor] | None: the folded conv outputs ``[T * B, C_i, H_i, W_i]``, or None when
+        the layers must run unfused (plain path, another neuron, temporal state, spike-driven
+        mode, a non-standard conv, or hooks watching them); the caller then runs the modules.
+    """
+    if not isinstance(neuron, IntegerNeuron) or x.dim() != 5:
+        return None
+    spec = neuron.fused_spec(x)
+    if spec is None or spec[0] > kernels.MAX_CODED_SPIKES:
+        return None
+    if not all(_fusable_conv(c) for c in convs) or _observed([neuron, *convs, *observed]):
+        return None
+    params, geometry = [], []
+    for c in convs:
+        params += [c.weight, c.bias]
+        geometry.append((tuple(c.stride), tuple(c.padding), tuple(c.dilation), c.groups))
+    xf, _ = fold_time(x)
+    return _SpikeConvs.apply(xf, spec, tuple(geometry), *params)
+
+
+# ----------------------------------------------------------------------------- BN folding
+def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """Fold ``bn`` (inference statistics) into ``conv`` in place."""
+    w = conv.weight.detach()
+    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps) if bn.affine else \
+        1.0 / torch.sqrt(bn.running_var + bn.eps)
+    shift = bn.bias.detach() if bn.affine else torch.zeros_like(bn.running_mean)
+    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.weight = nn.Parameter(w * scale.view(-1, 1, 1, 1).to(w.dtype))
+    conv.bias = nn.Parameter(((bias - bn.running_mean) * scale + shift).to(w.dtype))
+
+
+def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
+    # Exact types: subclasses (BNAndPad pads, sparse convs) change what the pair computes.
+    return (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d
+            and bn.track_running_stats and bn.running_var is not None
+            and conv.out_channels == bn.num_features)
+
+
+def fuse_conv_bn(model: nn.Module) -> int:
+    """Fold every BatchNorm that directly follows a conv into it, for inference.
+
+    The pairs are those whose data flow is known: ``SpikeConvBN`` (conv -> bn), ``nn.Sequential``
+    children (a ``Conv2d`` followed by a ``BatchNorm2d``, e.g. the Q/K/V projections) and
+    ``LinearPair`` / ``RepConv`` (conv1 -> bn1 / conv2 -> bn2). The BN is replaced by an
+    identity and the conv gets the folded weight and bias, so the model computes the same
+    function (up to float rounding) with one pass less per conv. Only for evaluation: the model
+    must be in eval mode (training BN uses batch statistics, which cannot be folded).
+
+    Returns:
+        int: the number of BatchNorms folded.
+    """
+    from .attention import LinearPair, RepConv
+    from .conv import SpikeConvBN
+    if model.training:
+        raise RuntimeError('fuse_conv_bn folds inference statistics: call model.eval() first')
+    count = 0
+    for module in list(model.modules()):
+        pairs = []
+        if isinstance(module, SpikeConvBN):
+            pairs.append(('conv', 'bn'))
+        elif isinstance(module, LinearPair):
+            pairs += [('conv1', 'bn1'), ('conv2', 'bn2')]
+        elif isinstance(module, RepConv):
+            pairs.append(('conv2', 'bn2'))  # bn1 pads its output: not a plain BN
+        elif type(module) is nn.Sequential:
+            names = list(module._modules)
+            pairs += [(a, b) for a, b in zip(names, names[1:])]
+        for conv_name, bn_name in pairs:
+            conv, bn = getattr(module, conv_name), getattr(module, bn_name)
+            if _foldable(conv, bn):
+                _fold(conv, bn)
+                setattr(module, bn_name, nn.Identity())
+                count += 1
+    return count

@@ -1,0 +1,221 @@
+"""The fast execution path of the neurons equals the plain path bit for bit; the switch, the
+kernel backends (C, Triton through its interpreter, torch ops) and their fallbacks."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from mmspike.models import (execution_mode, fast_path, get_execution_mode, is_fast_path,
+                            plain_path, set_execution_mode)
+from mmspike.models.neurons import ILIF, IntegerNeuron, MultiSpike, kernels
+
+# Boundaries (0, D, ties k + 0.5, -0.0), out-of-range values, NaN, then random values.
+SPECIAL = [-1.0, -0.0, 0.0, 0.25, 0.5, 1.0, 1.5, 2.5, 3.5, 3.9999, 4.0, 4.5, 10.0,
+           0.49999997, float('nan')]
+
+
+def _input(dtype=torch.float32, n=600, shape=None):
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.tensor(SPECIAL), torch.randn(n, generator=g) * 3]).to(dtype)
+    return x.view(1, -1) if shape is None else x[:torch.Size(shape).numel()].view(shape)
+
+
+def _fwd_bwd(neuron, x, mode):
+    x = x.detach().clone().requires_grad_()
+    with execution_mode(mode):
+        out = neuron(x)
+    g = torch.linspace(-2, 3, out.numel(), dtype=out.dtype).view_as(out)
+    out.backward(g)
+    return out.detach(), x.grad
+
+
+def _same(a, b):
+    torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+
+
+def test_switch_and_context_managers():
+    assert get_execution_mode() == 'fast' and is_fast_path()
+    with plain_path():
+        assert get_execution_mode() == 'plain' and not is_fast_path()
+        with fast_path():
+            assert is_fast_path()
+        assert not is_fast_path()
+    assert is_fast_path()
+    previous = set_execution_mode('plain')
+    try:
+        assert previous == 'fast' and get_execution_mode() == 'plain'
+    finally:
+        set_execution_mode(previous)
+    with pytest.raises(ValueError, match="execution mode must be one of .*got 'turbo'"):
+        set_execution_mode('turbo')
+    with pytest.raises(RuntimeError):  # the context manager restores on error
+        with plain_path():
+            raise RuntimeError
+    assert is_fast_path()
+
+
+@pytest.mark.parametrize('round_mode', ['half_up', 'half_even'])
+@pytest.mark.parametrize('grad_window', ['closed', 'open'])
+@pytest.mark.parametrize('norm', [None, 1.0, 3.0])
+def test_integer_neuron_fast_equals_plain(round_mode, grad_window, norm):
+    neuron = MultiSpike(norm=norm, round_mode=round_mode, grad_window=grad_window)
+    x = _input()
+    out_p, grad_p = _fwd_bwd(neuron, x, 'plain')
+    out_f, grad_f = _fwd_bwd(neuron, x, 'fast')
+    _same(out_f, out_p)
+    _same(grad_f, grad_p)
+    # and the values are right: D=4, the ties of half_up go up
+    d = norm or 4.0
+    ref = torch.tensor([0, 0, 0, 0, 1, 1, 2, 3, 4, 4, 4, 4, 4, 0])
+    if round_mode == 'half_even':
+        ref = torch.tensor([0, 0, 0, 0, 0, 1, 2, 2, 4, 4, 4, 4, 4, 0])
+    _same(out_f[0, :14], ref.float() / d)
+    assert torch.isnan(out_f[0, 14])
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.bfloat16, torch.float16])
+def test_other_dtypes_fast_equals_plain(dtype):
+    neuron = MultiSpike(max_spikes=8)
+    x = _input(dtype)
+    out_p, grad_p = _fwd_bwd(neuron, x, 'plain')
+    out_f, grad_f = _fwd_bwd(neuron, x, 'fast')
+    assert out_f.dtype == dtype
+    _same(out_f, out_p)
+    _same(grad_f, grad_p)
+
+
+def test_temporal_neuron_and_layouts_fast_equal_plain():
+    # ILIF over T=3 (leak, soft reset): the loop fires each step with the fused kernel
+    x = _input(shape=(3, 2, 4, 5, 5))
+    for neuron in (ILIF(), IntegerNeuron(max_spikes=2, leak=0.5, norm=2.0)):
+        out_p, grad_p = _fwd_bwd(neuron, x, 'plain')
+        out_f, grad_f = _fwd_bwd(neuron, x, 'fast')
+        _same(out_f, out_p)
+        _same(grad_f, grad_p)
+    # a channels-last map keeps its layout; a non-dense view is handled too
+    x4 = _input(shape=(4, 6, 5, 5)).contiguous(memory_format=torch.channels_last)
+    x5 = x4.unsqueeze(0)
+    out_p, grad_p = _fwd_bwd(MultiSpike(), x5, 'plain')
+    out_f, grad_f = _fwd_bwd(MultiSpike(), x5, 'fast')
+    assert out_f.stride() == x5.stride()
+    _same(out_f, out_p)
+    _same(grad_f, grad_p)
+    xs = _input(shape=(1, 4, 6, 10))[..., ::2]
+    _same(_fwd_bwd(MultiSpike(), xs, 'fast')[1], _fwd_bwd(MultiSpike(), xs, 'plain')[1])
+
+
+def test_backward_keeps_one_byte_per_element():
+    x = torch.randn(1, 2, 8, 6, 6, requires_grad=True)
+    for mode, kept in (('fast', torch.bool), ('plain', torch.float32)):
+        saved = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t,
+                                                      lambda t: t):
+            with execution_mode(mode):
+                MultiSpike()(x)
+        assert [(t.dtype, t.numel()) for t in saved] == [(kept, x.numel())], mode
+    with torch.no_grad():  # inference keeps nothing and skips the mask
+        assert not MultiSpike()(x).requires_grad
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_c_kernel_matches_torch_ops(dtype):
+    if kernels.fire_backend(torch.empty(0, dtype=dtype)) != 'c':
+        pytest.skip('C kernel unavailable (no compiler): the torch ops are used')
+    x = _input(dtype, n=70000)  # > one chunk: exercises the threaded loop
+    for half_up in (True, False):
+        for open_window in (False, True):
+            for code in ('full', 'window', None):
+                out, c = kernels.fire_forward(x, 4, 3.0, half_up, open_window, code=code)
+                with kernels.use_backend('torch'):
+                    ref_out, ref_c = kernels.fire_forward(x, 4, 3.0, half_up, open_window,
+                                                          code=code)
+                _same(out, ref_out)
+                assert (c is None) == (code is None)
+                if code:
+                    assert c.dtype == ref_c.dtype and torch.equal(c, ref_c)
+    c = kernels.fire_forward(x, 4, 3.0)[1]
+    g = torch.randn(x.shape, dtype=dtype)
+    for code in (c, c >= kernels.WINDOW_BIT):
+        with kernels.use_backend('torch'):
+            ref = kernels.fire_backward(g, code, 3.0)
+        _same(kernels.fire_backward(g, code, 3.0), ref)
+        _same(kernels.fire_backward(g.clone(), code, 3.0, inplace=True), ref)
+    with kernels.use_backend('torch'):
+        ref = kernels.decode_spikes(c, 3.0, dtype)
+    _same(kernels.decode_spikes(c, 3.0, dtype), ref)
+    _same(ref, torch.nan_to_num(kernels.fire_forward(x, 4, 3.0)[0], nan=0.0))
+
+
+def test_kernel_argument_errors():
+    x = torch.randn(4)
+    with pytest.raises(ValueError, match="code must be one of"):
+        kernels.fire_forward(x, 4, 4.0, code='bits')
+    with pytest.raises(ValueError, match='code bytes hold spike counts up to 127'):
+        kernels.fire_forward(x, 200, 1.0, code='full')
+    with pytest.raises(ValueError, match='backend must be one of'):
+        with kernels.use_backend('cuda'):
+            pass
+    with pytest.raises(TypeError, match='needs uint8 code bytes'):
+        kernels.decode_spikes(x > 0, 4.0, torch.float32)
+    # D beyond the code byte still works on the fast path (window mask only)
+    big = MultiSpike(max_spikes=200, norm=1)
+    xx = torch.tensor([[-3.0, 150.4, 150.5, 300.0]])
+    _same(_fwd_bwd(big, xx, 'fast')[0], torch.tensor([[0.0, 150, 151, 200]]))
+    _same(_fwd_bwd(big, xx, 'fast')[1], _fwd_bwd(big, xx, 'plain')[1])
+
+
+_SUBPROCESS_CHECK = textwrap.dedent('''
+    import warnings
+    import torch
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        from mmspike.models.neurons import kernels
+        cpu = kernels.fire_backend(torch.empty(0, dtype=torch.float64))
+    # the compiler is missing: one warning, then torch ops on float64
+    assert cpu == 'torch', cpu
+    assert any('fused CPU neuron kernel is unavailable' in str(w.message) for w in caught)
+    # TRITON_INTERPRET=1 runs the Triton kernels on the CPU tensors
+    assert kernels.triton is not None
+    x = torch.cat([torch.tensor(%r), torch.randn(2500) * 3])
+    for dt in (torch.float32, torch.float16, torch.bfloat16):
+        u = x.to(dt)
+        assert kernels.fire_backend(u) == 'triton'
+        # (the interpreter truncates float32 -> bfloat16, CUDA rounds: only exact quotients)
+        for norm in ((4.0, 1.0) if dt == torch.bfloat16 else (4.0, 1.0, 3.0)):
+            for half_up in (True, False):
+                for open_w in (False, True):
+                    for code in ('full', 'window', None):
+                        out, c = kernels.fire_forward(u, 4, norm, half_up, open_w, code=code)
+                        with kernels.use_backend('torch'):
+                            ref, rc = kernels.fire_forward(u, 4, 1.0, half_up, open_w,
+                                                           code=code)
+                        # CUDA semantics: times the float32 reciprocal of norm
+                        inv = torch.tensor(1.0) / torch.tensor(norm)
+                        ref = (ref.float() * inv).to(dt)
+                        torch.testing.assert_close(out, ref, rtol=0, atol=0, equal_nan=True)
+                        if code:
+                            assert torch.equal(c, rc), (dt, norm, half_up, open_w, code)
+            c = kernels.fire_forward(u, 4, norm)[1]
+            g = torch.randn(u.shape).to(dt)
+            for cc in (c, c >= 128):
+                with kernels.use_backend('torch'):
+                    ref = kernels.fire_backward(g.float(), cc, 1.0)
+                got = kernels.fire_backward(g, cc, norm)
+                assert torch.equal(got, (ref * inv).to(dt))
+            ref = ((c & 127).float() * inv).to(dt)
+            assert torch.equal(kernels.decode_spikes(c, norm, dt), ref)
+    print('OK')
+''' % SPECIAL[:-1])
+
+
+def test_fallbacks_and_triton_kernels_in_interpreter(tmp_path):
+    pytest.importorskip('triton')
+    env = dict(os.environ, TRITON_INTERPRET='1', CC=str(tmp_path / 'no-such-cc'),
+               MMSPIKE_KERNEL_CACHE=str(tmp_path / 'cache'), OMP_NUM_THREADS='1')
+    env.pop('MMSPIKE_CPU_KERNEL', None)
+    proc = subprocess.run([sys.executable, '-c', _SUBPROCESS_CHECK], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0 and 'OK' in proc.stdout, proc.stderr[-3000:]
