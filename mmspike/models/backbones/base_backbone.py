@@ -1,6 +1,7 @@
 """Shared stage plumbing of the staged spiking backbones (input to ``[T, B, ...]``, outputs,
 freezing)."""
-from typing import List, Optional, Sequence, Tuple, Union
+import copy
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.model import BaseModule
 from torch import Tensor, nn
@@ -29,6 +30,27 @@ class BaseSpikeBackbone(BaseModule):
     images over ``self.T`` and returns the ``[T, B, C, H, W]`` outputs of ``out_indices``.
     """
     stages: nn.ModuleList
+    arch_settings: Dict[str, dict] = {}
+    arch_keys: Tuple[str, ...] = ()
+
+    def _check_arch(self, arch: Union[str, dict], required: Sequence[str]) -> dict:
+        """A deep copy of the named ``arch_settings`` entry, or of a custom arch dict once it is
+        checked for ``required`` keys and keys outside ``arch_keys``."""
+        if isinstance(arch, str):
+            if arch not in self.arch_settings:
+                raise ValueError(f'unknown arch {arch!r} for {type(self).__name__}; choose from '
+                                 f'{sorted(self.arch_settings)} or pass a dict')
+            return copy.deepcopy(self.arch_settings[arch])
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
+        missing = set(required) - set(arch)
+        if missing:
+            raise ValueError(f'arch dict lacks {sorted(missing)}')
+        unknown = set(arch) - set(self.arch_keys)
+        if unknown:
+            raise ValueError(f'arch dict has unknown keys {sorted(unknown)}; '
+                             f'known keys: {list(self.arch_keys)}')
+        return copy.deepcopy(arch)
 
     def __init__(self, in_channels: int, T: int,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:

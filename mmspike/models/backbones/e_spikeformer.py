@@ -212,19 +212,8 @@ class ESpikeFormer(BaseSpikeBackbone):
 
     def _parse_arch(self, arch: Union[str, dict]) -> dict:
         if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise ValueError(f'unknown arch {arch!r} for {type(self).__name__}; choose from '
-                                 f'{sorted(self.arch_settings)} or pass a dict')
-            return copy.deepcopy(self.arch_settings[arch])
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
-        missing = {'channels', 'depths', 'strides'} - set(arch)
-        if missing:
-            raise ValueError(f'arch dict lacks {sorted(missing)}')
-        unknown = set(arch) - set(self.arch_keys)
-        if unknown:
-            raise ValueError(f'arch dict has unknown keys {sorted(unknown)}; '
-                             f'known keys: {list(self.arch_keys)}')
+            return self._check_arch(arch, ())
+        arch = self._check_arch(arch, ('channels', 'depths', 'strides'))
         full = _merge(self.default_arch, arch)
         n = len(full['channels'])
         if n == 0 or len(full['depths']) != n or len(full['strides']) != n:

@@ -18,7 +18,6 @@ choices made here (marked *choice*):
   tensors (SEW residuals) and fed their integer sums to the next layer.
 * *choice*: head dimension 64 (``num_heads = D / 64``), which the fixed scale 0.125 implies.
 """
-import copy
 from typing import Dict, List, Optional, Sequence, Union
 
 from torch import nn
@@ -96,21 +95,8 @@ class SpikformerV2(BaseSpikeBackbone):
         self._init_outputs(stem_channels + [dims], (2, 4, 8, 16, 16), out_indices, frozen_stages)
 
     def _parse_arch(self, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise ValueError(f'unknown arch {arch!r} for {type(self).__name__}; choose from '
-                                 f'{sorted(self.arch_settings)} or pass a dict')
-            arch = self.arch_settings[arch]
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
-        missing = {'embed_dims', 'depth'} - set(arch)
-        if missing:
-            raise ValueError(f'arch dict lacks {sorted(missing)}')
-        unknown = set(arch) - set(self.arch_keys)
-        if unknown:
-            raise ValueError(f'arch dict has unknown keys {sorted(unknown)}; '
-                             f'known keys: {list(self.arch_keys)}')
-        arch = dict(dict(mlp_ratio=4, stem_mlp_ratio=1), **copy.deepcopy(arch))
+        arch = self._check_arch(arch, ('embed_dims', 'depth'))
+        arch = dict(dict(mlp_ratio=4, stem_mlp_ratio=1), **arch)
         dims = arch['embed_dims']
         if dims < 8 or dims % 8:
             raise ValueError(f'embed_dims must be a positive multiple of 8, got {dims}')
