@@ -219,3 +219,18 @@ def flatten_outputs(out) -> List[Tensor]:
     if isinstance(out, (list, tuple)):
         return [t for o in out for t in flatten_outputs(o)]
     return []
+
+
+def batch_source(cfg, model: nn.Module, args, default_batch_size: int):
+    """``batches(num_images, skip=0, seed=args.seed)`` for the analysis tools: random images of
+    ``args.random_input`` (C,H,W) or the config's ``args.split`` dataloader."""
+
+    def batches(num_images: int, skip: int = 0, seed: int = args.seed):
+        if args.random_input is not None:
+            return random_batches(model, args.random_input, num_images,
+                                  args.batch_size or default_batch_size, seed=seed,
+                                  device=args.device)
+        return dataset_batches(cfg, model, num_images, args.batch_size, args.split,
+                               device=args.device, skip=skip)
+
+    return batches

@@ -17,9 +17,8 @@ import torch
 from mmengine.config import DictAction
 
 from mmspike.analysis import E_AC_PJ, E_MAC_PJ, SOPCounter
-from mmspike.analysis.config_utils import (DataUnavailableError, build_model, calibrate_bn,
-                                           dataset_batches, forward_tensor, load_config,
-                                           random_batches)
+from mmspike.analysis.config_utils import (DataUnavailableError, batch_source, build_model,
+                                           calibrate_bn, forward_tensor, load_config)
 
 
 def parse_args(argv=None):
@@ -71,12 +70,7 @@ def main(argv=None):
     torch.manual_seed(args.seed)  # reproducible random weights when no checkpoint is given
     model = build_model(cfg, args.checkpoint, args.device)
 
-    def batches(num_images, skip=0, seed=args.seed):
-        if args.random_input is not None:
-            return random_batches(model, args.random_input, num_images, args.batch_size or 8,
-                                  seed=seed, device=args.device)
-        return dataset_batches(cfg, model, num_images, args.batch_size, args.split,
-                               device=args.device, skip=skip)
+    batches = batch_source(cfg, model, args, default_batch_size=8)
 
     source = (f'random images {args.random_input}' if args.random_input is not None
               else f'{args.split} dataloader')
