@@ -18,7 +18,8 @@ MMCV_VERSION="$(sed -n 's/^mmcv==//p' "$CONSTRAINTS")"
 log() { echo "[setup_env] $*"; }
 
 stamp_hash() {
-  cat "$CONSTRAINTS" "$ROOT"/requirements/*.txt "$ROOT/setup.py" "$0" | sha256sum | cut -d' ' -f1
+  cat "$CONSTRAINTS" "$ROOT"/requirements/*.txt "$ROOT/setup.py" "$ROOT/scripts/setup_env.sh" \
+    | sha256sum | cut -d' ' -f1
 }
 
 if [ -x "$VENV/bin/python" ] && [ -f "$VENV/.mmspike-stamp" ] \

@@ -66,6 +66,12 @@ class PretrainedBackboneHook(Hook):
             runner.logger.info(f'{type(self).__name__}: resumed at iter {runner.iter}, keeping '
                                'the checkpoint\'s weights')
             return
+        if getattr(runner, '_load_from', None) and not getattr(runner, '_resume', False):
+            # load_from was loaded just before this hook runs; loading again would silently
+            # replace part of that checkpoint.
+            raise ValueError(f'{type(self).__name__} ({self.checkpoint!r}) and load_from '
+                             f'({runner._load_from!r}) both set the weights of '
+                             f'model.{self.module}; keep only one of them')
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         target = getattr(model, self.module, None)
         if not isinstance(target, nn.Module):

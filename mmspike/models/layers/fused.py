@@ -107,6 +107,10 @@ def spike_convs(x: Tensor, neuron: nn.Module,
     """
     if not isinstance(neuron, IntegerNeuron) or x.dim() != 5:
         return None
+    # Under autocast the conv runs in reduced precision while a custom Function's backward runs
+    # outside autocast; the unfused modules handle mixed precision correctly.
+    if torch.is_autocast_enabled(x.device.type):
+        return None
     spec = neuron.fused_spec(x)
     if spec is None or spec[0] > kernels.MAX_CODED_SPIKES:
         return None

@@ -154,6 +154,9 @@ class BaseNeuron(nn.Module):
         self.detach_reset = detach_reset
         self.norm = float(norm)
 
+    #: Whether ``fire`` emits only 0/1 (then a hard reset can be written ``u * (1 - s)``).
+    binary_spikes = False
+
     def fire(self, u: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -163,8 +166,10 @@ class BaseNeuron(nn.Module):
         s = s_prev.detach() if self.detach_reset else s_prev
         if self.reset == 'soft':
             u_prev = u_prev - s
+        elif self.binary_spikes:
+            u_prev = u_prev * (1.0 - s)  # keeps the gradient through s when not detached
         else:
-            u_prev = u_prev * (1.0 - s)
+            u_prev = u_prev * (s == 0).to(u_prev.dtype)  # a spike of any count resets to 0
         return self.leak * u_prev + x
 
     def forward(self, x: Tensor) -> Tensor:
@@ -333,6 +338,8 @@ class LIF(BaseNeuron):
         alpha (float): Surrogate sharpness. Defaults to 4.
         detach_reset (bool): Defaults to True.
     """
+
+    binary_spikes = True
 
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, alpha: float = 4.0,
                  detach_reset: bool = True) -> None:

@@ -182,3 +182,15 @@ def test_multispike_d8_attention_inputs():
     assert isinstance(attn.q_neuron, MultiSpike) and attn.q_neuron.max_spikes == 8
     _, inputs = _conv_inputs(attn, torch.randn(1, 1, 16, 3, 3) * 4)
     assert all(_is_spike(t, D=8) for t in inputs.values())
+
+
+def test_spike_conv_trains_under_autocast():
+    # the fused neuron+conv must not be used where its backward would mix precisions
+    from mmspike.models.layers import SpikeConvBN
+    layer = SpikeConvBN(4, 4)
+    x = (torch.randn(1, 2, 4, 8, 8) * 3).requires_grad_()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = layer(x)
+    out.float().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert layer.conv.weight.grad is not None and layer.conv.weight.grad.abs().sum() > 0

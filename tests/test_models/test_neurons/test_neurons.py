@@ -106,3 +106,11 @@ def test_lif_bad_arguments():
 def test_neuron_rejects_input_without_time_axis():
     with pytest.raises(ValueError, match=r'\[T, \.\.\.\]'):
         MultiSpike()(torch.tensor([1.0, 2.0]))
+
+
+def test_integer_neuron_hard_reset_sets_membrane_to_zero():
+    neuron = IntegerNeuron(max_spikes=4, norm=1, leak=0.5, reset='hard')
+    # t0: u=3 fires 3 and resets to 0; t1: u = 0.5 * 0 + 1 = 1 fires 1
+    assert torch.equal(neuron(torch.tensor([[3.0], [1.0]])), torch.tensor([[3.0], [1.0]]))
+    # no spike, no reset: t1 u = 0.5 * 0.4 + 0.4 = 0.6 -> 1
+    assert torch.equal(neuron(torch.tensor([[0.4], [0.4]])), torch.tensor([[0.0], [1.0]]))

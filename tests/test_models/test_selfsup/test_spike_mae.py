@@ -204,11 +204,14 @@ def test_imagenet_configs_pretrain_and_finetune_share_the_encoder():
     load_state_dict_exact(backbone, mae_to_backbone_state_dict(mae.state_dict()))
 
 
-def run(args):
+def run(args, expect_ok=True):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    if expect_ok:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    else:
+        assert proc.returncode != 0
     return proc.stdout + proc.stderr
 
 
@@ -239,6 +242,12 @@ def test_pretrain_then_finetune_with_exact_keys(tmp_path):
     params = dict(ESpikeFormer(arch=ARCH).named_parameters())
     for k in params:  # parameters unchanged by lr 0 (BN running statistics do move)
         assert torch.equal(finetuned['backbone.' + k], converted[k]), k
+
+    # the hook and load_from would both set the backbone: refused instead of silently overwritten
+    log = run(['tools/train.py', FINETUNE_SAMPLE, '--work-dir', str(tmp_path / 'both'),
+               '--cfg-options', f'custom_hooks.0.checkpoint={backbone_file}',
+               f'load_from={ft_dir / "iter_2.pth"}'], expect_ok=False)
+    assert 'both set the weights of model.backbone' in log, log[-3000:]
 
     # a checkpoint of another arch (the 19M fine-tune config) is refused, listing the keys
     with pytest.raises(KeyError, match=r"missing \['stages.1.2.mlp.fc1.bn.bias'"):
