@@ -1,6 +1,7 @@
 """Helpers of the analysis tools: build a model from an OpenMMLab config, load weights strictly and
 feed it preprocessed batches from the config's test dataloader or random images."""
 import copy
+import os
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -234,3 +235,13 @@ def batch_source(cfg, model: nn.Module, args, default_batch_size: int):
                                device=args.device, skip=skip)
 
     return batches
+
+
+def check_tool_args(parser, args) -> None:
+    """Checks shared by the analysis tools' command lines (``parser.error`` exits with a message)."""
+    if args.num_images < 1:
+        parser.error('--num-images must be >= 1')
+    if getattr(args, 'batch_size', None) is not None and args.batch_size < 1:
+        parser.error('--batch-size must be >= 1')
+    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
+        parser.error(f'checkpoint not found: {args.checkpoint}')

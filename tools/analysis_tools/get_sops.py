@@ -18,7 +18,8 @@ from mmengine.config import DictAction
 
 from mmspike.analysis import E_AC_PJ, E_MAC_PJ, SOPCounter
 from mmspike.analysis.config_utils import (DataUnavailableError, batch_source, build_model,
-                                           calibrate_bn, forward_tensor, load_config)
+                                           calibrate_bn, check_tool_args, forward_tensor,
+                                           load_config)
 
 
 def parse_args(argv=None):
@@ -55,12 +56,7 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
     args = parser.parse_args(argv)
-    if args.num_images < 1:
-        parser.error('--num-images must be >= 1')
-    if args.batch_size is not None and args.batch_size < 1:
-        parser.error('--batch-size must be >= 1')
-    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
-        parser.error(f'checkpoint not found: {args.checkpoint}')
+    check_tool_args(parser, args)
     return args
 
 

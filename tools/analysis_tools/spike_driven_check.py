@@ -11,7 +11,6 @@ Exits with status 1 when the check fails.
 """
 import argparse
 import json
-import os.path as osp
 import sys
 
 import torch
@@ -19,7 +18,8 @@ import torch
 from mmengine.config import DictAction
 
 from mmspike.analysis.config_utils import (DataUnavailableError, batch_source, build_model,
-                                           calibrate_bn, forward_tensor, load_config)
+                                           calibrate_bn, check_tool_args, forward_tensor,
+                                           load_config)
 from mmspike.analysis.spike_driven import check_spike_driven
 
 
@@ -46,10 +46,7 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
     args = parser.parse_args(argv)
-    if args.num_images < 1:
-        parser.error('--num-images must be >= 1')
-    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
-        parser.error(f'checkpoint not found: {args.checkpoint}')
+    check_tool_args(parser, args)
     return args
 
 
