@@ -13,6 +13,7 @@ from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
@@ -28,6 +29,8 @@ EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, scope='mmspike',
                      locations=['mmspike.evaluation'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmspike',
                  locations=['mmspike.engine'])
+RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope='mmspike',
+                   locations=['mmspike.engine'])
 
 
 def build_in_mmspike_scope(cfg: dict, registry: Registry = MODELS):

@@ -8,9 +8,8 @@ unpickle is refused with an error naming the offending global.
 import argparse
 import os.path as osp
 
-from mmengine.runner import Runner
-
 import mmspike  # noqa: F401  (registers mmspike's modules and the checkpoint safe globals)
+from mmspike.engine import SpikeRunner
 from mmspike.engine.runner_utils import (add_runner_args, load_runner_config,
                                          setup_cpu_distributed)
 
@@ -33,7 +32,7 @@ def main():
     if args.amp:
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
     setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
+    runner = SpikeRunner.from_cfg(cfg)
     metrics = runner.test()
     if args.out:
         from mmengine.fileio import dump

@@ -5,9 +5,9 @@
 import argparse
 
 import torch
-from mmengine.runner import Runner
 
 import mmspike  # noqa: F401  (registers mmspike's modules and the checkpoint safe globals)
+from mmspike.engine import SpikeRunner
 from mmspike.engine.runner_utils import (add_runner_args, load_runner_config,
                                          setup_cpu_distributed)
 
@@ -16,8 +16,9 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Train a (spiking) model with MMEngine')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from the given checkpoint, or from the latest one in the '
-                        'work dir when no path is given')
+                        help='resume from the given checkpoint, or from the newest readable one '
+                        'in the work dir when no path is given (unreadable ones are skipped, '
+                        'with a warning saying why)')
     add_runner_args(parser)
     return parser.parse_args()
 
@@ -40,7 +41,7 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
     setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
+    runner = SpikeRunner.from_cfg(cfg)
     runner.train()
 
 

@@ -1,4 +1,8 @@
-from .checkpoint import load_state_dict_file, register_checkpoint_safe_globals
+from .checkpoint import (CheckpointError, load_checkpoint_file, load_state_dict_file,
+                         register_checkpoint_safe_globals)
 from .hooks import *  # noqa: F401,F403
+from .runner import SafeCheckpointHook, SpikeRunner, state_dict_mismatch
 
-__all__ = ['load_state_dict_file', 'register_checkpoint_safe_globals']
+__all__ = ['CheckpointError', 'load_checkpoint_file', 'load_state_dict_file',
+           'register_checkpoint_safe_globals', 'SafeCheckpointHook', 'SpikeRunner',
+           'state_dict_mismatch']

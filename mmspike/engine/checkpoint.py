@@ -11,6 +11,9 @@ HistoryBuffer pickle plain data only (its ``__setstate__`` restores the default 
 added with ``register_statistics`` live on the class), so checkpoints written with mmspike imported
 load weights-only. Checkpoints written by plain MMEngine are refused with the unpickler's error.
 """
+import os
+import pickle
+import re
 from typing import Any, Dict, List
 
 import numpy as np
@@ -43,16 +46,58 @@ def register_checkpoint_safe_globals() -> None:
     torch.serialization.add_safe_globals([HistoryBuffer] + _numpy_globals())
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: empty, truncated, not a checkpoint, or unsafe."""
+
+
+def _explain_load_error(path: str, err: BaseException) -> str:
+    """One sentence on why ``torch.load(path, weights_only=True)`` failed, without torch's advice
+    to retry with ``weights_only=False`` (that would run whatever code the file holds)."""
+    msg = str(err)
+    unsafe = re.search(r'Unsupported global: GLOBAL (\S+)', msg)
+    if unsafe:
+        return (f'refusing to load {path!r}: it needs the global {unsafe.group(1)} to unpickle '
+                f'(Unsupported global), and checkpoints are loaded as weights only; a file '
+                f'written by torch.save of plain tensors, dicts and numbers loads')
+    with open(path, 'rb') as f:
+        magic = f.read(4)
+    if magic == b'PK\x03\x04':  # torch.save's zip container
+        return (f'{path!r} is a truncated or corrupted checkpoint archive (an interrupted write '
+                f'or copy?): {msg.split(". ")[0]}')
+    detail = msg.split('WeightsUnpickler error:')[-1].split('Check the documentation')[0]
+    detail = ' '.join(detail.split()) or type(err).__name__
+    return (f'{path!r} is not a PyTorch checkpoint (neither a torch.save zip archive nor a '
+            f'weights-only legacy pickle): {detail}')
+
+
+def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
+    """``torch.load(path, weights_only=True)`` with errors that name the file and the problem.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is empty, truncated or corrupted, not a checkpoint, or needs a
+            global that is not a safe plain-data class (never suggests ``weights_only=False``).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f'{path!r} is empty (0 bytes): not a checkpoint (an interrupted '
+                              f'write?)')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, KeyError,
+            AttributeError, ImportError, IndexError, TypeError, OSError) as e:
+        # from None: torch's chained message advises weights_only=False, which is unsafe
+        raise CheckpointError(_explain_load_error(path, e)) from None
+
+
 def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
     """Load an untrusted checkpoint file as weights only and return its state dict.
 
     Accepts MMEngine checkpoints (``{'state_dict': ...}``), timm/DeiT style ``{'model': ...}`` and
     bare state dicts. Raises ``ValueError`` naming the problem for anything else.
     """
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # the pickle names the global it refused; pass that on
-        raise ValueError(f'cannot load {path!r} as a weights-only checkpoint: {e}') from e
+    ckpt = load_checkpoint_file(path)
     if isinstance(ckpt, dict):
         for key in ('state_dict', 'model', 'module'):
             if key in ckpt and isinstance(ckpt[key], dict):

@@ -36,6 +36,10 @@ def add_runner_args(parser: argparse.ArgumentParser) -> None:
                         help='override config settings, e.g. train_cfg.max_epochs=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    parser.add_argument('--allow-partial-load', action='store_true',
+                        help='load a checkpoint whose keys or shapes differ from the model, '
+                        'keeping the model\'s own values for the mismatching ones (sets '
+                        'load_strict=False; by default a mismatch stops the run)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
@@ -46,6 +50,8 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
+    if args.allow_partial_load:
+        cfg.load_strict = False
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
