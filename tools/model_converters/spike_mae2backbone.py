@@ -9,7 +9,9 @@ keeps every parameter name, so the keys are those of a plain ESpikeFormer.
 
 With ``--config`` (the fine-tune config) the backbone of that config is built and the converted
 weights are loaded into it with every key checked; a missing or unexpected key is an error that
-lists them all. The source is read with ``torch.load(weights_only=True)``.
+lists them all. The source is read with ``torch.load(weights_only=True)``; a checkpoint without the
+keys of a SpikeMAE (``encoder_norm``, the decoder's ``mask_token``) is refused, and so is ``DST``
+naming the source file.
 """
 import argparse
 import os
@@ -49,10 +51,28 @@ def check_against_config(state_dict, config: str) -> int:
     return len(state_dict)
 
 
+#: keys only a SpikeMAE has (the encoder norm before the decoder, the decoder's mask token)
+MAE_MARKERS = ('encoder_norm.weight', 'neck.mask_token')
+
+
+def check_is_spike_mae(state_dict, src: str) -> None:
+    """Refuse a checkpoint that is not a SpikeMAE's (e.g. a fine-tuned classifier, whose
+    ``backbone.*`` keys would otherwise be converted without a word)."""
+    missing = [k for k in MAE_MARKERS if k not in state_dict]
+    if missing:
+        raise SystemExit(f'{src} is not a spike-MAE checkpoint: it lacks {missing}, which every '
+                         f'mmspike.SpikeMAE has (first keys: {sorted(state_dict)[:5]})')
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if osp.realpath(args.src) == osp.realpath(args.dst):
+        raise SystemExit(f'refusing to overwrite the source checkpoint {args.src}: give another '
+                         f'output path')
     from mmspike.models.selfsup import mae_to_backbone_state_dict
-    state_dict = mae_to_backbone_state_dict(load_state_dict_file(args.src))
+    src_state_dict = load_state_dict_file(args.src)
+    check_is_spike_mae(src_state_dict, args.src)
+    state_dict = mae_to_backbone_state_dict(src_state_dict)
     if args.config:
         n = check_against_config(state_dict, args.config)
         print(f'all {n} tensors load into the backbone of {args.config}')

@@ -260,7 +260,8 @@ class SpikeDrivenAttention(nn.Module):
         else:  # on [N, d] heads, then back to channels (a copy); what SOP counting sees
             out = spike_attention(self._heads(q), self._heads(k), self._heads(v),
                                   order) * self.scale  # [T, B, heads, N, d_v]
-            out = out.transpose(-2, -1).reshape(T, B, -1, H, W)
+            # explicit channel count: with B = 0 a -1 here would be ambiguous
+            out = out.transpose(-2, -1).reshape(T, B, v.shape[2], H, W)
         return self._spike_projections(out, self.attn_neuron, (self.proj_conv, ))[0]
 
     def _kv_first_transposed(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -273,12 +274,13 @@ class SpikeDrivenAttention(nn.Module):
         ``(Q K^T) V`` bit for bit (as long as ``N * d * D^3 < 2^24``); the gradients w.r.t.
         Q, K, V (products with the real-valued output gradient) agree to float rounding.
         """
-        T, B, _, H, W = q.shape
-        n, h = H * W, self.num_heads
-        qt = q.reshape(T, B, h, -1, n)  # [.., d, N] = Q^T
-        kt = k.reshape(T, B, h, -1, n)
-        vt = v.reshape(T, B, h, -1, n)  # [.., d_v, N] = V^T
-        return ((vt @ kt.transpose(-2, -1)) @ qt).reshape(T, B, -1, H, W)
+        T, B, C, H, W = q.shape
+        n, h, Cv = H * W, self.num_heads, v.shape[2]
+        # explicit sizes, no -1: an empty batch (B = 0) must reshape too
+        qt = q.reshape(T, B, h, C // h, n)  # [.., d, N] = Q^T
+        kt = k.reshape(T, B, h, C // h, n)
+        vt = v.reshape(T, B, h, Cv // h, n)  # [.., d_v, N] = V^T
+        return ((vt @ kt.transpose(-2, -1)) @ qt).reshape(T, B, Cv, H, W)
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, num_heads={self.num_heads}, '

@@ -146,9 +146,13 @@ class BaseNeuron(nn.Module):
     def __init__(self, leak: float = 0.0, reset: str = 'soft', detach_reset: bool = True,
                  norm: float = 1.0) -> None:
         super().__init__()
-        assert 0.0 <= leak <= 1.0, f'leak must be in [0, 1], got {leak}'
-        assert reset in ('soft', 'hard'), f"reset must be 'soft' or 'hard', got {reset!r}"
-        assert norm > 0, f'norm must be > 0, got {norm}'
+        # ValueError, not assert: the checks must hold under python -O too
+        if isinstance(leak, bool) or not isinstance(leak, (int, float)) or not 0.0 <= leak <= 1.0:
+            raise ValueError(f'leak must be a number in [0, 1], got {leak!r}')
+        if reset not in ('soft', 'hard'):
+            raise ValueError(f"reset must be 'soft' or 'hard', got {reset!r}")
+        if not norm > 0:
+            raise ValueError(f'norm must be > 0, got {norm!r}')
         self.leak = float(leak)
         self.reset = reset
         self.detach_reset = detach_reset
