@@ -16,7 +16,8 @@ arch = 's'
 in_channels = [128, 256, 512]  # backbone strides 8/16/32 = the PAN's outputs
 out5_mlp_ratio = 1  # 2 for m and l
 img_scale = (640, 640)
-neuron = dict(type='ILIF', max_spikes=4)
+# upstream's I-LIF fires torch.round(clamp(u, 0, 4)): ties round half to even
+neuron = dict(type='ILIF', max_spikes=4, round_mode='half_even')
 
 model = dict(
     type='SingleStageDetector',

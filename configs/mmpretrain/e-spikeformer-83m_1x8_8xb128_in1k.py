@@ -3,4 +3,4 @@ _base_ = ['./e-spikeformer-83m_1x4_8xb128_in1k.py']
 
 model = dict(
     backbone=dict(neuron=dict(max_spikes=8)),
-    neck=dict(neuron=dict(max_spikes=8)))
+    head=dict(kd_neuron=dict(max_spikes=8)))

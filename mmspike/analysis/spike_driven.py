@@ -45,8 +45,8 @@ def check_spike_driven(model: nn.Module, batches: Iterable[Tuple[tuple, int]],
     """Run ``model`` in integer and in spike-driven mode on the same batches and compare.
 
     Args:
-        model (nn.Module): Model in eval mode; its integer neurons must use
-            ``round_mode='half_up'`` (what the binary IF expansion realises).
+        model (nn.Module): Model in eval mode. Every ``round_mode`` of its integer neurons has
+            a binary IF expansion (:func:`~mmspike.models.neurons.expand_to_binary`).
         batches (Iterable[tuple[tuple, int]]): ``(args, num_images)`` per batch; the model is
             called as ``forward(*args)``. Consumed once, kept for the second pass.
         forward (callable, optional): Defaults to ``model``.
@@ -59,10 +59,6 @@ def check_spike_driven(model: nn.Module, batches: Iterable[Tuple[tuple, int]],
     neurons = [(n, m) for n, m in model.named_modules() if isinstance(m, IntegerNeuron)]
     if not neurons:
         raise ValueError('the model has no integer neurons: nothing to check')
-    half_even = [n for n, m in neurons if m.round_mode != 'half_up']
-    if half_even:
-        raise ValueError('spike-driven mode realises round-half-up firing; these neurons use '
-                         f"round_mode='half_even': {half_even[:5]}")
     batches = list(batches)
     if not batches:
         raise ValueError('no input batches given')

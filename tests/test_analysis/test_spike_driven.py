@@ -10,7 +10,11 @@ from mmspike.models.neurons import MultiSpike
 
 @pytest.mark.parametrize('neuron', [dict(type='MultiSpike', max_spikes=4),
                                     dict(type='ILIF', max_spikes=2),
-                                    dict(type='MultiSpike', max_spikes=3, norm=3)])
+                                    dict(type='MultiSpike', max_spikes=3, norm=3),
+                                    dict(type='MultiSpike', max_spikes=4, round_mode='half_even'),
+                                    dict(type='ILIF', max_spikes=2, round_mode='half_even'),
+                                    dict(type='MultiSpike', max_spikes=4,
+                                         round_mode='floor_plus_half')])
 def test_convnet_both_modes_agree(neuron):
     torch.manual_seed(0)
     model = SpikingConvNet(in_channels=1, T=2, neuron=neuron).eval()
@@ -59,5 +63,5 @@ def test_detects_a_difference():
 def test_bad_models():
     with pytest.raises(ValueError, match='no integer neurons'):
         check_spike_driven(nn.Linear(2, 2), [((torch.zeros(1, 2), ), 1)])
-    with pytest.raises(ValueError, match='half_even'):
-        check_spike_driven(MultiSpike(round_mode='half_even'), [((torch.zeros(1, 2), ), 1)])
+    with pytest.raises(ValueError, match='no input batches'):
+        check_spike_driven(MultiSpike(round_mode='half_even'), [])

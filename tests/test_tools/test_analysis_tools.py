@@ -86,11 +86,14 @@ def test_tools_with_random_input(tmp_path, capsys):
         get_sops.main([DEMO, '--random-input', '1,8', '--num-images', '0'])
 
 
-def test_spike_driven_check_fails_loudly(tmp_path):
-    # half-even rounding is not what the binary IF expansion realises: refused with the reason
-    with pytest.raises(ValueError, match="round_mode='half_even'"):
-        spike_driven_check.main([DEMO, '--random-input', '1,8,8', '--num-images', '1',
-                                 '--cfg-options', 'model.backbone.neuron.round_mode=half_even'])
+def test_spike_driven_check_every_round_mode(tmp_path):
+    # half even (tie-aware IF threshold) and floor(u + 0.5) in the working dtype are realised
+    # by binary IF spikes too
+    for mode in ('half_even', 'floor_plus_half'):
+        result = spike_driven_check.main([
+            DEMO, '--random-input', '1,8,8', '--num-images', '2', '--cfg-options',
+            f'model.backbone.neuron.round_mode={mode}'])
+        assert result['passed'] and result['max_abs_diff'] == 0.0 and result['binary_spikes'] > 0
 
 
 def test_benchmark_demo_config(tmp_path):
@@ -123,6 +126,9 @@ def test_tools_on_e_spikeformer_10m(tmp_path):
     result = spike_driven_check.main([cfg, *common])
     assert result['passed'] and result['max_abs_diff'] == 0.0
     assert result['binary_spikes'] == pytest.approx(report.totals['neuron_spikes'])
+    # the config fires half to even, as upstream's base family (tie-aware IF in spike-driven mode)
+    from mmspike.analysis.config_utils import load_config
+    assert load_config(cfg).model.backbone.neuron.round_mode == 'half_even'
 
 
 def test_checkpoint_must_match(tmp_path, demo_checkpoint):

@@ -105,10 +105,13 @@ def large_spec(c, n3, num_classes, rep_conv):
     spec = OrderedDict()
 
     def conv_block(name, d):  # MS_ConvBlock with MS_conv_unit = Seq(SeqToANNContainer(conv, bn))
+        # SeqToANNContainer is a plain nn.Sequential in the spikingjelly versions upstream pins
+        # (0.0.0.0.12 / 0.0.0.0.14): no 'module' level (checked against the recorded manifests
+        # of upstream's own state dicts in test_recorded_upstream_layouts).
         for i, (cin, cout) in enumerate(((d, 4 * d), (4 * d, d)), 1):
-            spec[f'{name}.conv{i}.0.module.0.weight'] = (cout, cin, 3, 3)
-            spec[f'{name}.conv{i}.0.module.0.bias'] = (cout, )
-            _bn(spec, f'{name}.conv{i}.0.module.1', cout)
+            spec[f'{name}.conv{i}.0.0.weight'] = (cout, cin, 3, 3)
+            spec[f'{name}.conv{i}.0.0.bias'] = (cout, )
+            _bn(spec, f'{name}.conv{i}.0.1', cout)
 
     def pair(name, cin, hidden, cout):  # RepConv / RepConv2: two Seq(Conv1d, BN1d)
         spec[f'{name}.conv1.0.weight'] = (hidden, cin, 1)
@@ -279,5 +282,46 @@ def test_released_sizes_key_counts():
     spec = large_spec((196, 384, 768), n3=12, num_classes=1000, rep_conv=False)
     structure = tool.detect_structure(dict.fromkeys(spec, torch.zeros(1)))
     assert structure == dict(family='large', blocks3=12, blocks4=0, rep_conv=False,
-                             layer_scale=True, head=True, head_kd=True)
+                             rep_conv_ratio=None, layer_scale=True, head=True, head_kd=True,
+                             mae=False)
     assert set(tool.build_key_map(structure)) == set(spec)
+
+
+REF_DIR = osp.join(ROOT, 'tests', 'data', 'upstream_reference')
+
+
+@pytest.mark.parametrize('name', ['base_2m', 'base_10m', 'large_83m', 'large_83m_released_1x8',
+                                  'large_173m_1x8', 'mae_173m'])
+def test_recorded_upstream_layouts(name):
+    """The key maps cover exactly the state dicts upstream's own code writes (manifests
+    recorded by running it, see tests/data/upstream_reference/README.md), and this file's
+    hand-written layouts agree with them."""
+    import json
+    with open(osp.join(REF_DIR, f'{name}.json')) as f:
+        manifest = json.load(f)['manifest']
+    state = OrderedDict((k, torch.zeros(shape)) for k, shape, _ in manifest)
+    structure = tool.detect_structure(state)
+    converted, structure = tool.convert(state)
+    assert len(converted) == len(state) - len(structure.get('dropped', ()))
+    if name.startswith('base'):
+        c = {'base_2m': (24, 48, 96, 128), 'base_10m': (48, 96, 192, 240)}[name]
+        spec = base_spec(c, n3=6, n4=2, num_classes=1000)
+        assert {k: tuple(v.shape) for k, v in state.items()} == spec
+    elif name.startswith('large'):
+        c = (196, 384, 768) if '173m' in name else (128, 256, 512)
+        spec = large_spec(c, n3=12, num_classes=1000, rep_conv='83m' in name)
+        shapes = {k: tuple(v.shape) for k, v in state.items()}
+        if 'released' in name:  # the released 83M pre-mixer is C -> 1.5C -> C
+            assert structure['rep_conv_ratio'] == 1.5
+            shapes = {k: (s[0] // 3 * 2, ) + s[1:] if '.rep_conv.conv1' in k and s else
+                      (s[0], s[1] // 3 * 2, 1) if '.rep_conv.conv2.0' in k else s
+                      for k, s in shapes.items()}
+        assert shapes == spec
+    else:  # MAE encoder: pre-training tensors dropped, every encoder tensor mapped
+        assert structure['mae'] and not structure['layer_scale'] and not structure['head']
+        assert structure['dropped'] and all(not k.startswith(('block3', 'ConvBlock', 'down'))
+                                            for k in structure['dropped'])
+    if not name.startswith('base'):  # the 'module'-level layout upstream never wrote
+        with pytest.raises(tool.ConversionError, match='not what upstream'):
+            tool.convert({k.replace('.conv1.0.0.', '.conv1.0.module.0.'): v
+                          for k, v in state.items()})

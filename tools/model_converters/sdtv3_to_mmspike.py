@@ -5,9 +5,18 @@
 Handles the base family (``Efficient_Spiking_Transformer_{t,s,m,l}``: 5.1M / 10M / 19M) and the
 large family (``spikformer12_512`` 83M with its ``rep_conv`` pre-mixer, ``spikformer12_768``
 173M), including the distillation head ``head_kd`` (-> ``head.fc_kd`` of
-``mmspike.SpikeDistillClsHead``). The output is an MMEngine-style checkpoint
-``{'state_dict': ..., 'meta': ...}`` for an ``ImageClassifier`` with an ``mmspike.ESpikeFormer``
-backbone (keys ``backbone.*`` and ``head.*``).
+``mmspike.SpikeDistillClsHead``), and the encoder of the large-family spike-masked autoencoder
+(``spikmae_12_512`` / ``spikmae_12_768``: its pre-training-only tensors - decoder, mask token,
+position embeddings, the encoder's final BN ``norm`` - are dropped and listed). The output is an
+MMEngine-style checkpoint ``{'state_dict': ..., 'meta': ...}`` for an ``ImageClassifier`` with an
+``mmspike.ESpikeFormer`` backbone (keys ``backbone.*`` and ``head.*``).
+
+The layouts are the ones upstream's code writes under the spikingjelly versions it pins
+(0.0.0.0.12 / 0.0.0.0.14, where ``SeqToANNContainer`` is a plain ``nn.Sequential``: large-family
+CNN blocks have keys ``ConvBlock*.conv{i}.0.{0,1}.*``). The pre-mixer width is read from the file:
+the released 83M weights have ``C -> 1.5C -> C`` (arch ``'83m-released'``), the code
+``C -> C -> C`` (arch ``'83m'``). The 173M MAE encoder is ``C0 = 192`` wide (arch ``'173m-c192'``).
+Which config fits which file: see the model zoo in ``configs/mmpretrain/README.md``.
 
 The key map is explicit: it is generated block by block from the structure found in the file
 (number of Transformer blocks, pre-mixer, KD head) and every upstream key must be mapped and every
@@ -72,10 +81,11 @@ def _conv_block_base(m: dict, up: str, mm: str) -> None:
 
 def _conv_block_large(m: dict, up: str, mm: str) -> None:
     """``MS_ConvBlock`` of the large family: ``conv{i}`` =
-    ``Sequential(SeqToANNContainer(Conv2d(bias), BN))`` -> ``SpikeConvBlock`` without SepConv."""
+    ``Sequential(SeqToANNContainer(Conv2d(bias), BN))`` -> ``SpikeConvBlock`` without SepConv.
+    ``SeqToANNContainer`` is an ``nn.Sequential`` (no ``module`` level in the keys)."""
     for i in (1, 2):
-        _conv(m, f'{up}.conv{i}.0.module.0', f'{mm}.mlp.fc{i}.conv', bias=True)
-        _bn(m, f'{up}.conv{i}.0.module.1', f'{mm}.mlp.fc{i}.bn')
+        _conv(m, f'{up}.conv{i}.0.0', f'{mm}.mlp.fc{i}.conv', bias=True)
+        _bn(m, f'{up}.conv{i}.0.1', f'{mm}.mlp.fc{i}.bn')
 
 
 def _token_mlp(m: dict, up: str, mm: str) -> None:
@@ -117,17 +127,31 @@ def _transformer_block_large(m: dict, up: str, mm: str, rep_conv: bool,
 
 
 # ----------------------------------------------------------------------------- structure
+BASE_PROBE = 'ConvBlock1_1.0.Conv.pwconv1.0.weight'
+LARGE_PROBE = 'ConvBlock1_1.0.conv1.0.0.weight'
+#: Tensors of the spike-masked autoencoder that only pre-training uses (dropped, reported).
+MAE_ONLY_PREFIXES = ('norm.', 'pos_embed', 'mask_token', 'decoder_embed.', 'decoder_pos_embed',
+                     'decoder_blocks.', 'decoder_norm.', 'decoder_pred.')
+
+
+def _is_mae_only(key: str) -> bool:
+    return key.startswith(MAE_ONLY_PREFIXES)
+
+
 def detect_structure(state: Dict[str, Tensor]) -> dict:
     """Family and block counts of an upstream state dict (raises ConversionError if unknown)."""
-    if 'ConvBlock1_1.0.Conv.pwconv1.0.weight' in state:
+    if BASE_PROBE in state:
         family = 'base'
-    elif 'ConvBlock1_1.0.conv1.0.module.0.weight' in state:
+    elif LARGE_PROBE in state:
         family = 'large'
     else:
+        hint = ''
+        if 'ConvBlock1_1.0.conv1.0.module.0.weight' in state:
+            hint = (' (a "...conv1.0.module.0" layout is not what upstream\'s code writes under '
+                    'its pinned spikingjelly versions; keys are "...conv1.0.0")')
         raise ConversionError(
             'not a Spike-Driven-Transformer-V3 E-SpikeFormer state dict: found neither '
-            "'ConvBlock1_1.0.Conv.pwconv1.0.weight' (base family) nor "
-            "'ConvBlock1_1.0.conv1.0.module.0.weight' (large family); first keys: "
+            f"{BASE_PROBE!r} (base family) nor {LARGE_PROBE!r} (large family){hint}; first keys: "
             f'{list(state)[:5]}')
 
     def count(prefix: str) -> int:
@@ -137,10 +161,15 @@ def detect_structure(state: Dict[str, Tensor]) -> dict:
             raise ConversionError(f'{prefix} blocks are not numbered 0..n-1: {sorted(ids)}')
         return len(ids)
 
+    rep_key = 'block3.0.rep_conv.conv1.0.weight'
     s = dict(family=family, blocks3=count('block3'), blocks4=count('block4'),
-             rep_conv='block3.0.rep_conv.conv1.0.weight' in state,
+             rep_conv=rep_key in state, rep_conv_ratio=None,
              layer_scale='block3.0.layer_scale1' in state,
-             head='head.weight' in state, head_kd='head_kd.weight' in state)
+             head='head.weight' in state, head_kd='head_kd.weight' in state,
+             mae=family == 'large' and any(_is_mae_only(k) for k in state))
+    if s['rep_conv'] and isinstance(state[rep_key], Tensor) and state[rep_key].dim() >= 2:
+        hidden, c = state[rep_key].shape[:2]
+        s['rep_conv_ratio'] = hidden / c
     if s['blocks3'] == 0:
         raise ConversionError('the state dict has no block3.* Transformer blocks')
     if family == 'base' and s['blocks4'] == 0:
@@ -202,6 +231,9 @@ def convert(state: Dict[str, Tensor]) -> Tuple['OrderedDict[str, Tensor]', dict]
     state = _strip_module_prefix(state)
     structure = detect_structure(state)
     key_map = build_key_map(structure)
+    if structure['mae']:
+        structure['dropped'] = [k for k in state if _is_mae_only(k)]
+        state = OrderedDict((k, v) for k, v in state.items() if not _is_mae_only(k))
     unmapped = [k for k in state if k not in key_map]
     missing = [k for k in key_map if k not in state]
     errors = []
@@ -250,12 +282,20 @@ def load_upstream(path: str) -> Dict[str, Tensor]:
     return ckpt
 
 
-def check_against_config(state: Dict[str, Tensor], config: str) -> None:
-    """Load ``state`` into the model of ``config`` with ``strict=True``; errors name the keys."""
+def check_against_config(state: Dict[str, Tensor], config: str, encoder_only: bool = False
+                         ) -> None:
+    """Load ``state`` into the model of ``config`` with ``strict=True``; errors name the keys.
+
+    ``encoder_only`` (a pre-trained MAE encoder, for fine-tuning): every converted tensor must
+    load (same names and shapes); only what fine-tuning adds - layer scales and the classifier
+    head(s) - may be missing from the file.
+    """
     from mmspike.analysis.config_utils import build_model, load_config
     model = build_model(load_config(config))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
+    if encoder_only:
+        missing = [k for k in missing if not (k.startswith('head.') or '.layer_scale' in k)]
     unexpected = sorted(set(state) - set(expected))
     shapes = [f'{k}: converted {tuple(state[k].shape)} vs model {tuple(v.shape)}'
               for k, v in expected.items() if k in state and state[k].shape != v.shape]
@@ -264,7 +304,7 @@ def check_against_config(state: Dict[str, Tensor], config: str) -> None:
             f'the converted weights do not fit the model of {config}:\n'
             f'  missing in the checkpoint: {missing[:20]}\n  not in the model: {unexpected[:20]}\n'
             f'  shape mismatches: {shapes[:20]}')
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=not encoder_only)
 
 
 def parse_args(argv: Optional[List[str]] = None):
@@ -284,7 +324,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     try:
         state, structure = convert(load_upstream(args.src))
         if args.config:
-            check_against_config(state, args.config)
+            check_against_config(state, args.config, encoder_only=structure['mae'])
     except ConversionError as e:
         sys.exit(f'error: {e}')
     meta = dict(converted_from=osp.basename(args.src),
@@ -296,8 +336,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
                  and 'num_batches' not in k)
     print(f"converted {len(state)} tensors ({params / 1e6:.2f}M parameters, "
           f"{structure['family']} family, {structure['blocks3']}+{structure['blocks4']} "
-          f"Transformer blocks{', pre-mixer' if structure['rep_conv'] else ''}"
-          f"{', KD head' if structure['head_kd'] else ''}) -> {args.dst}")
+          f"Transformer blocks"
+          f"{', pre-mixer x%g' % structure['rep_conv_ratio'] if structure['rep_conv'] else ''}"
+          f"{', KD head' if structure['head_kd'] else ''}"
+          + (f", MAE encoder: {len(structure['dropped'])} pre-training tensors dropped"
+             if structure['mae'] else '') + f') -> {args.dst}')
     return dict(structure=structure, num_tensors=len(state))
 
 

@@ -5,18 +5,20 @@
 # Upstream's optimizer is LAMB; the paper's recipe (used here) is AdamW (see the README).
 _base_ = ['./spiking-classifier_in1k.py']
 
+# Neurons round half to even (`round_mode='half_even'`): upstream's base family fires
+# torch.round(clamp(u, 0, D)), so converted upstream weights reproduce upstream's outputs exactly.
 model = dict(
     backbone=dict(
         type='mmspike.ESpikeFormer',
         arch='10m',
         T=1,
-        neuron=dict(type='MultiSpike', max_spikes=4),
+        neuron=dict(type='MultiSpike', max_spikes=4, round_mode='half_even'),
         # Upstream builds DropPath for the base family but never applies it.
         drop_path_rate=0.0),
     # GAP -> MultiSpike with norm 1 (raw integer spikes) -> mean over T.
     neck=dict(
         type='mmspike.SpikeGlobalAveragePooling',
-        neuron=dict(type='MultiSpike', max_spikes=4, norm=1)),
+        neuron=dict(type='MultiSpike', max_spikes=4, norm=1, round_mode='half_even')),
     head=dict(in_channels=240),
 )
 

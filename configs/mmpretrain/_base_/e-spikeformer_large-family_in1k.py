@@ -8,17 +8,25 @@
 # -kd configs for the teacher).
 _base_ = ['./spiking-classifier_in1k.py']
 
+# As upstream: the main classifier reads the real-valued pooled features, only the distillation
+# classifier reads their spikes (`kd_neuron`), and the eval output is the mean of the two. The
+# all-spiking option (both classifiers fed by spikes): `neck=dict(neuron=dict(type='MultiSpike',
+# max_spikes=4, norm=1, round_mode='floor_plus_half', grad_window='open'))` with
+# `head=dict(kd_neuron=None)` (a different function from the released weights').
+# Neurons fire floor(clamp(u, 0, D) + 0.5) with the addition rounded in the working dtype
+# (`round_mode='floor_plus_half'`), as upstream's large-family code computes it.
+large_neuron = dict(
+    type='MultiSpike', max_spikes=4, round_mode='floor_plus_half',
+    # The large-family neuron passes gradients on the open window 0 < u < D.
+    grad_window='open')
 model = dict(
     backbone=dict(
         type='mmspike.ESpikeFormer',
         arch='83m',
         T=1,
-        # The large-family neuron passes gradients on the open window 0 < u < D.
-        neuron=dict(type='MultiSpike', max_spikes=4, grad_window='open'),
+        neuron=large_neuron,
         drop_path_rate=0.1),
-    neck=dict(
-        type='mmspike.SpikeGlobalAveragePooling',
-        neuron=dict(type='MultiSpike', max_spikes=4, norm=1, grad_window='open')),
+    neck=dict(type='mmspike.SpikeGlobalAveragePooling', neuron=None),
     # the main and the distillation classifier, in place of the shared linear head
     head=dict(
         _delete_=True,
@@ -26,6 +34,7 @@ model = dict(
         num_classes=1000,
         in_channels=512,
         distill_weight=0.5,
+        kd_neuron=dict(large_neuron, norm=1),
         loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')),
     train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]),
 )

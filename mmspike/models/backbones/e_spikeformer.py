@@ -22,7 +22,7 @@ upstream                                    mmspike ``ESpikeFormer``
 ``downsample4``, ``block4.{j}`` (base)      ``stages.3.0``, ``stages.3.{j+1}``
 *CNN block* ``Conv.pwconv1.0 / .1``         ``sepconv.pwconv1.conv / .bn`` (also dwconv, pwconv2)
 ``conv1, bn1, conv2, bn2`` (base)           ``mlp.fc1.conv, mlp.fc1.bn, mlp.fc2.conv, mlp.fc2.bn``
-``conv1.0.module.0 / .1`` (large)           ``mlp.fc1.conv / .bn`` (``conv2`` -> ``mlp.fc2``)
+``conv1.0.0 / .1`` (large)                  ``mlp.fc1.conv / .bn`` (``conv2`` -> ``mlp.fc2``)
 *Transformer block* ``conv.*`` (base)       ``sepconv.*``
 ``rep_conv.conv1.0 / .1, conv2.0 / .1``     ``pre_mixer.1.module.conv1 / bn1, conv2 / bn2`` (83M)
 ``attn.{q,k,v}_conv.0 / .1`` (base)         ``attn.{q,k,v}_conv.0 / .1``
@@ -34,9 +34,19 @@ upstream                                    mmspike ``ESpikeFormer``
 ``head`` / ``head_kd``                      ``head.fc`` / ``head.fc_kd`` (classifier head)
 ==========================================  ==================================================
 
+(The large family's ``conv{i}`` is ``Sequential(SeqToANNContainer(conv, bn))``; the spikingjelly
+versions upstream pins (0.0.0.0.12 / 0.0.0.0.14) make ``SeqToANNContainer`` a plain
+``nn.Sequential``, hence ``conv1.0.0``, with no ``module`` level.)
+
 Neurons carry no parameters, so their names do not matter for weights. Upstream's large model feeds
-its main head the real-valued pooled features and only the KD head the spikes; mmspike's
-:class:`~mmspike.models.necks.SpikeGlobalAveragePooling` spikes the input of both heads.
+its main head the real-valued pooled features and only the KD head the spikes; the large-family
+configs do the same (``SpikeDistillClsHead(kd_neuron=...)`` after a neuron-free pooling).
+
+Arch variants beyond the upstream constructors: ``'83m-released'`` is the layout of the released
+83M weights, whose pre-mixer is ``C -> 1.5C -> C`` (the code writes ``C -> C -> C``; V3 issue #9);
+``'173m-c192'`` is the 173M model with ``C0 = 192``, the width of the released spike-masked
+autoencoder encoder (``spikmae_12_768``; the fine-tuning code writes 196), so fine-tuning from that
+encoder loads every encoder weight.
 """
 import copy
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -98,7 +108,9 @@ class ESpikeFormer(BaseSpikeBackbone):
       ``1+1, 2, 6, 2`` blocks at strides 4/8/16/16 (stage 4 keeps stride 16).
     * large family ``'83m' '173m'``: plain CNN blocks (biased 3x3 convs), three stages, 12
       Transformer blocks at stride 16 with paired 1x1 Q/K/V/out projections, layer scale
-      (init 1e-6); 83M adds a paired 1x1 pre-mixer in every Transformer block.
+      (init 1e-6); 83M adds a paired 1x1 pre-mixer in every Transformer block
+      (``'83m-released'``: 1.5C wide, as the released weights; ``'173m-c192'``: C0 = 192, as the
+      released MAE encoder).
 
     Args:
         arch (str | dict): A key of :attr:`arch_settings`, or a dict with ``channels``,
@@ -138,7 +150,10 @@ class ESpikeFormer(BaseSpikeBackbone):
         '19m': _arch(_BASE_FAMILY, (64, 128, 256, 360), (1, 2, 6, 2), (4, 2, 2, 1)),
         '83m': _arch(_LARGE_FAMILY, (128, 256, 512), (1, 2, 12), (4, 2, 2),
                      transformer_block=dict(pre_mixer=True)),
+        '83m-released': _arch(_LARGE_FAMILY, (128, 256, 512), (1, 2, 12), (4, 2, 2),
+                              transformer_block=dict(pre_mixer=True, pre_mixer_ratio=1.5)),
         '173m': _arch(_LARGE_FAMILY, (196, 384, 768), (1, 2, 12), (4, 2, 2)),
+        '173m-c192': _arch(_LARGE_FAMILY, (192, 384, 768), (1, 2, 12), (4, 2, 2)),
     }
     #: Values of the keys an arch dict leaves out.
     default_arch = _BASE_FAMILY

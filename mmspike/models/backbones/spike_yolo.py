@@ -6,7 +6,7 @@ from torch import nn
 
 from mmspike.registry import MODELS
 from ..layers import SpikeConvBN
-from ..layers.yolo_blocks import MSAllConvBlock, MSConvBlock, SpikeSPPF
+from ..layers.yolo_blocks import MSAllConvBlock, MSConvBlock, SpikeSPPF, set_yolo_norms
 from .base_backbone import BaseSpikeBackbone
 
 
@@ -40,6 +40,9 @@ class SpikeYOLOBackbone(BaseSpikeBackbone):
             Defaults to ``(1, 2, 3)`` (strides 8, 16, 32).
         frozen_stages (int): Stages ``0..frozen_stages`` are frozen; -1 freezes nothing.
             Defaults to -1.
+        norm_eps (float): eps of every BatchNorm: 1e-3, as ultralytics sets it for SpikeYOLO
+            (it is not stored in checkpoints; upstream weights need it). Defaults to 1e-3.
+        norm_momentum (float): BatchNorm momentum, ultralytics' 0.03. Defaults to 0.03.
         init_cfg (dict, optional): Defaults to None.
 
     Outputs are ``[T, B, C, H, W]`` membrane maps; :attr:`out_channels` and :attr:`out_strides` give
@@ -62,7 +65,7 @@ class SpikeYOLOBackbone(BaseSpikeBackbone):
     def __init__(self, arch: Union[str, dict] = 's', in_channels: int = 3, T: int = 1,
                  neuron: dict = dict(type='ILIF', max_spikes=4),
                  out_indices: Sequence[int] = (1, 2, 3), frozen_stages: int = -1,
-                 init_cfg=None) -> None:
+                 norm_eps: float = 1e-3, norm_momentum: float = 0.03, init_cfg=None) -> None:
         super().__init__(in_channels=in_channels, T=T, init_cfg=init_cfg)
         if isinstance(arch, str):
             if arch not in self.arch_settings:
@@ -93,4 +96,5 @@ class SpikeYOLOBackbone(BaseSpikeBackbone):
             channels.append(c)
             strides.append(stride)
             prev = c
+        set_yolo_norms(self, norm_eps, norm_momentum)
         self._init_outputs(channels, strides, out_indices, frozen_stages)

@@ -8,6 +8,7 @@ from mmpretrain.structures import DataSample
 from torch import Tensor, nn
 
 from mmspike.registry import MODELS
+from ..neurons import build_neuron
 
 
 @MODELS.register_module()
@@ -19,14 +20,24 @@ class SpikeDistillClsHead(ClsHead):
     :class:`~mmspike.models.classifiers.DistillImageClassifier`); samples without a teacher label
     make ``fc_kd`` learn the ground truth too. At inference the two logits are averaged.
 
-    Use it after :class:`~mmspike.models.necks.SpikeGlobalAveragePooling`, whose neuron turns the
-    pooled features into spikes (Linear layers fed by spikes).
+    Inputs of the two classifiers:
+
+    * ``kd_neuron=None``: both read the neck's output; after a
+      :class:`~mmspike.models.necks.SpikeGlobalAveragePooling` with a neuron both read spikes
+      (the all-spiking head).
+    * ``kd_neuron=dict(...)``: ``fc`` reads the real-valued pooled features and ``fc_kd`` reads
+      ``kd_neuron(features)``, as upstream's E-SpikeFormer large family (``head`` on the pooled
+      membrane, ``head_kd`` on its spikes; eval output ``(head + head_kd) / 2``). Use a pooling
+      neck without a neuron. The neuron fires on the pooled features averaged over T, which is
+      upstream's computation for T = 1 (all released models).
 
     Args:
         num_classes (int): Number of classes.
         in_channels (int): Input feature channels.
         distill_weight (float): Weight of the distillation loss; the classification loss gets
             ``1 - distill_weight``. Defaults to 0.5.
+        kd_neuron (dict, optional): Neuron between the features and ``fc_kd`` only (see above).
+            Defaults to None.
         loss (dict): Loss of ``fc`` (and of ``fc_kd`` without teacher labels).
             Defaults to ``dict(type='CrossEntropyLoss', loss_weight=1.0)``.
         init_cfg (dict, optional): Defaults to truncated-normal Linear weights (std 0.02).
@@ -37,6 +48,7 @@ class SpikeDistillClsHead(ClsHead):
                  num_classes: int,
                  in_channels: int,
                  distill_weight: float = 0.5,
+                 kd_neuron: Optional[dict] = None,
                  init_cfg: Optional[dict] = dict(type='TruncNormal', layer='Linear', std=0.02,
                                                  bias=0.0),
                  **kwargs) -> None:
@@ -50,6 +62,7 @@ class SpikeDistillClsHead(ClsHead):
         self.distill_weight = float(distill_weight)
         self.fc = nn.Linear(in_channels, num_classes)
         self.fc_kd = nn.Linear(in_channels, num_classes)
+        self.kd_neuron = build_neuron(kd_neuron) if kd_neuron is not None else None
 
     def pre_logits(self, feats: Tuple[Tensor]) -> Tensor:
         x = feats[-1]
@@ -61,7 +74,9 @@ class SpikeDistillClsHead(ClsHead):
     def forward_both(self, feats: Tuple[Tensor]) -> Tuple[Tensor, Tensor]:
         """The logits of ``fc`` and ``fc_kd``."""
         x = self.pre_logits(feats)
-        return self.fc(x), self.fc_kd(x)
+        if self.kd_neuron is None:
+            return self.fc(x), self.fc_kd(x)
+        return self.fc(x), self.fc_kd(self.kd_neuron(x.unsqueeze(0))[0])
 
     def forward(self, feats: Tuple[Tensor]) -> Tensor:
         """Inference logits: the mean of the two classifiers."""

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from mmspike.registry import MODELS
 from ..layers import SpikeConvBN, reduce_time
+from ..layers.yolo_blocks import set_yolo_norms
 
 
 def _build_mmdet(cfg: dict, registry):
@@ -55,6 +56,9 @@ class SpikeYOLOHead(BaseDenseHead):
         loss_dfl (dict): Defaults to ``DistributionFocalLoss`` (weight 1.5).
         train_cfg (dict, optional): ``assigner`` plus its ``alpha`` and ``beta``.
         test_cfg (dict, optional): ``nms_pre``, ``score_thr``, ``nms``, ``max_per_img``.
+        norm_eps (float): eps of every BatchNorm (ultralytics' 1e-3, which upstream weights
+            need). Defaults to 1e-3.
+        norm_momentum (float): BatchNorm momentum. Defaults to 0.03.
         init_cfg (dict, optional): Defaults to None.
     """
 
@@ -73,6 +77,8 @@ class SpikeYOLOHead(BaseDenseHead):
                  test_cfg: Optional[dict] = dict(
                      nms_pre=30000, score_thr=0.001, nms=dict(type='nms', iou_threshold=0.7),
                      max_per_img=300),
+                 norm_eps: float = 1e-3,
+                 norm_momentum: float = 0.03,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(in_channels) != len(strides):
@@ -98,6 +104,7 @@ class SpikeYOLOHead(BaseDenseHead):
             self._branch(c, cls_c, num_classes, neuron) for c in in_channels)
         # DFL integral weights 0..reg_max-1 (fixed, so a buffer, not a parameter)
         self.register_buffer('proj', torch.arange(reg_max, dtype=torch.float), persistent=False)
+        set_yolo_norms(self, norm_eps, norm_momentum)
 
         self.prior_generator = _build_mmdet(
             dict(type='MlvlPointGenerator', strides=self.strides, offset=0.5), TASK_UTILS)

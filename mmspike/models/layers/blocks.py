@@ -98,8 +98,10 @@ class SpikeTransformerBlock(nn.Module):
             Defaults to None.
         sepconv_kernel (int, optional): Kernel of a :class:`SpikeSepConv` mixer before the
             attention; None for none. Defaults to None.
-        pre_mixer (bool): Whether a spiking :class:`LinearPair` (``C -> C -> C``) mixer precedes
-            the attention. Defaults to False.
+        pre_mixer (bool): Whether a spiking :class:`LinearPair` (``C -> r C -> C``) mixer
+            precedes the attention. Defaults to False.
+        pre_mixer_ratio (float): Hidden width ``r`` of the pre-mixer: 1 as upstream's 83M code
+            writes it, 1.5 in its released 83M weights. Defaults to 1.
         neuron (dict): Neuron config. Defaults to ``dict(type='MultiSpike')``.
         attn_neuron (dict, optional): Neuron on the attention output. Defaults to ``neuron``.
         layer_scale_init_value (float): Initial value of the per-channel scales of the attention
@@ -111,12 +113,15 @@ class SpikeTransformerBlock(nn.Module):
                  attn_cfg: Optional[dict] = None, sepconv_kernel: Optional[int] = None,
                  pre_mixer: bool = False, neuron: Optional[dict] = dict(type='MultiSpike'),
                  attn_neuron: Optional[dict] = None, layer_scale_init_value: float = 0.0,
-                 drop_path: float = 0.0) -> None:
+                 drop_path: float = 0.0, pre_mixer_ratio: float = 1.0) -> None:
         super().__init__()
+        if not pre_mixer_ratio > 0:
+            raise ValueError(f'pre_mixer_ratio must be > 0, got {pre_mixer_ratio!r}')
+        hidden = int(channels * pre_mixer_ratio)
         self.sepconv = (SpikeSepConv(channels, kernel_size=sepconv_kernel, neuron=neuron)
                         if sepconv_kernel else None)
         self.pre_mixer = (nn.Sequential(build_neuron(neuron),
-                                        TimeDistributed(LinearPair(channels, channels, channels)))
+                                        TimeDistributed(LinearPair(channels, hidden, channels)))
                           if pre_mixer else None)
         self.attn = SpikeDrivenAttention(channels, num_heads=num_heads, neuron=neuron,
                                          attn_neuron=attn_neuron, **(attn_cfg or {}))

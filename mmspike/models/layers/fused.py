@@ -45,9 +45,9 @@ class _SpikeConvs(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, spec: tuple, geometry: tuple, *params: Optional[Tensor]):
-        D, norm, half_up, open_window = spec
+        D, norm, rounding, open_window = spec
         weights, biases = params[0::2], params[1::2]
-        s, code = kernels.fire_forward(x, D, norm, half_up, open_window,
+        s, code = kernels.fire_forward(x, D, norm, rounding, open_window,
                                        code='full' if any(ctx.needs_input_grad) else None)
         outs = tuple(F.conv2d(s, w, b, *geo) for w, b, geo in zip(weights, biases, geometry))
         del s  # only the code bytes outlive the forward

@@ -156,6 +156,20 @@ class SpikeSPPF(nn.Module):
         return self.conv2(torch.cat(feats, dim=2))
 
 
+def set_yolo_norms(module: nn.Module, eps: float = 1e-3, momentum: float = 0.03) -> None:
+    """Set ``eps`` and ``momentum`` of every BatchNorm in ``module``.
+
+    Ultralytics sets them to 1e-3 / 0.03 on every BatchNorm of the models it builds, SpikeYOLO's
+    included; neither is stored in a checkpoint, so converted SpikeYOLO weights compute upstream's
+    function only with these values.
+    """
+    if not eps > 0 or not 0 <= momentum <= 1:
+        raise ValueError(f'need eps > 0 and momentum in [0, 1], got {eps!r}, {momentum!r}')
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eps, m.momentum = float(eps), float(momentum)
+
+
 def upsample_like(x: Tensor, ref: Tensor) -> Tensor:
     """Nearest-upsample ``[T, B, C, h, w]`` to the size of ``ref`` (``[T, B, C', H, W]``)."""
     y, T = fold_time(x)
@@ -163,4 +177,4 @@ def upsample_like(x: Tensor, ref: Tensor) -> Tensor:
 
 
 __all__ = ['SepRepConv', 'YOLOSepConv', 'MSConvBlock', 'MSAllConvBlock',
-           'SpikeSPPF', 'upsample_like']
+           'SpikeSPPF', 'set_yolo_norms', 'upsample_like']

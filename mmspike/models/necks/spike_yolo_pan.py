@@ -7,7 +7,7 @@ from torch import Tensor
 
 from mmspike.registry import MODELS
 from ..layers import SpikeConvBN
-from ..layers.yolo_blocks import MSAllConvBlock, MSConvBlock, upsample_like
+from ..layers.yolo_blocks import MSAllConvBlock, MSConvBlock, set_yolo_norms, upsample_like
 
 
 @MODELS.register_module()
@@ -31,12 +31,15 @@ class SpikeYOLOPAN(BaseModule):
             Defaults to 1.
         kernel_size (int): Depthwise kernel of the blocks' separable convs. Defaults to 7.
         neuron (dict): Neuron config. Defaults to ``dict(type='ILIF', max_spikes=4)``.
+        norm_eps (float): eps of every BatchNorm (ultralytics' 1e-3, which upstream weights
+            need). Defaults to 1e-3.
+        norm_momentum (float): BatchNorm momentum. Defaults to 0.03.
         init_cfg (dict, optional): Defaults to None.
     """
 
     def __init__(self, in_channels: Sequence[int], out5_mlp_ratio: float = 1.0,
                  kernel_size: int = 7, neuron: dict = dict(type='ILIF', max_spikes=4),
-                 init_cfg=None) -> None:
+                 norm_eps: float = 1e-3, norm_momentum: float = 0.03, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(in_channels) != 3:
             raise ValueError('SpikeYOLOPAN takes three inputs (strides 8, 16, 32), got '
@@ -57,6 +60,7 @@ class SpikeYOLOPAN(BaseModule):
         self.down4 = SpikeConvBN(2 * c3, c4, 3, stride=2, neuron=n)
         self.out_block5 = MSConvBlock(2 * c4, out5_mlp_ratio, k, neuron=n)
         self.out_channels = (c3, 2 * c3, 2 * c4)
+        set_yolo_norms(self, norm_eps, norm_momentum)
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
         if len(inputs) != 3:

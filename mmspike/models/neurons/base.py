@@ -24,7 +24,9 @@ from torch import Tensor, nn
 from ..execution import is_fast_path
 from . import kernels
 
-ROUND_MODES = ('half_up', 'half_even')
+ROUND_MODES = ('half_up', 'half_even', 'floor_plus_half')
+#: Integer codes of the rounding modes in the kernels (:mod:`.kernels`); True/False mean 1/0.
+ROUND_CODES = {'half_even': 0, 'half_up': 1, 'floor_plus_half': 2}
 GRAD_WINDOWS = ('closed', 'open')
 
 
@@ -38,6 +40,23 @@ def round_half_up(x: Tensor) -> Tensor:
     return fl + (x - fl >= 0.5).to(x.dtype)
 
 
+def round_to_int(x: Tensor, rounding: int) -> Tensor:
+    """Round ``x`` to integers with a rounding code of :data:`ROUND_CODES`:
+
+    * 0, ``'half_even'``: ``torch.round`` (ties to even), as the upstream base family and
+      SpikeYOLO fire;
+    * 1, ``'half_up'``: ties up, exactly (:func:`round_half_up`);
+    * 2, ``'floor_plus_half'``: ``floor(x + 0.5)`` with the addition rounded in ``x``'s dtype,
+      as the upstream large family computes it (fp32 ``x = 0.49999997`` gives 1, not 0).
+    """
+    rounding = int(rounding)
+    if rounding == 1:
+        return round_half_up(x)
+    if rounding == 2:
+        return torch.floor(x + 0.5)
+    return torch.round(x)
+
+
 class _FusedFire(torch.autograd.Function):
     """Fast path: ``round(clamp(u, 0, D)) / norm`` with a straight-through gradient inside a
     window, in one fused pass each way (:mod:`.kernels`).
@@ -47,9 +66,9 @@ class _FusedFire(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u: Tensor, max_spikes: int, norm: float, half_up: bool,
+    def forward(ctx, u: Tensor, max_spikes: int, norm: float, rounding: int,
                 open_window: bool) -> Tensor:
-        out, window = kernels.fire_forward(u, max_spikes, norm, half_up, open_window,
+        out, window = kernels.fire_forward(u, max_spikes, norm, rounding, open_window,
                                            code='window')
         ctx.save_for_backward(window)
         ctx.norm = norm
@@ -61,13 +80,14 @@ class _FusedFire(torch.autograd.Function):
         return kernels.fire_backward(grad, window, ctx.norm), None, None, None, None
 
 
-def fused_fire(u: Tensor, max_spikes: int, norm: float = 1.0, half_up: bool = True,
+def fused_fire(u: Tensor, max_spikes: int, norm: float = 1.0, rounding: int = 1,
                open_window: bool = False) -> Tensor:
-    """Fast-path integer firing ``round(clamp(u, 0, D)) / norm`` (straight-through gradient on
-    the window ``[0, D]``, or ``(0, D)`` with ``open_window``); no saved state without grad."""
+    """Fast-path integer firing ``round(clamp(u, 0, D)) / norm`` (rounding code of
+    :data:`ROUND_CODES`, True = half up; straight-through gradient on the window ``[0, D]``, or
+    ``(0, D)`` with ``open_window``); no saved state without grad."""
     if torch.is_grad_enabled() and u.requires_grad:
-        return _FusedFire.apply(u, max_spikes, float(norm), half_up, open_window)
-    return kernels.fire_forward(u, max_spikes, norm, half_up, open_window, code=None)[0]
+        return _FusedFire.apply(u, max_spikes, float(norm), int(rounding), open_window)
+    return kernels.fire_forward(u, max_spikes, norm, int(rounding), open_window, code=None)[0]
 
 
 class _PlainFire(torch.autograd.Function):
@@ -75,11 +95,10 @@ class _PlainFire(torch.autograd.Function):
     backward and masks the gradient with comparisons on it there."""
 
     @staticmethod
-    def forward(ctx, u: Tensor, max_spikes: int, half_up: bool, open_window: bool) -> Tensor:
+    def forward(ctx, u: Tensor, max_spikes: int, rounding: int, open_window: bool) -> Tensor:
         ctx.save_for_backward(u)
         ctx.max_spikes, ctx.open_window = max_spikes, open_window
-        c = u.clamp(0, max_spikes)
-        return round_half_up(c) if half_up else torch.round(c)
+        return round_to_int(u.clamp(0, max_spikes), rounding)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -94,36 +113,57 @@ class _PlainFire(torch.autograd.Function):
         return grad, None, None, None
 
 
-def plain_fire(u: Tensor, max_spikes: int, half_up: bool = True,
+def plain_fire(u: Tensor, max_spikes: int, rounding: int = 1,
                open_window: bool = False) -> Tensor:
-    """Plain-path integer firing ``round(clamp(u, 0, D))`` (straight-through gradient on the
-    window), as the upstream code computes it: the float input is kept for backward. The
-    reference the fast path is tested and benchmarked against."""
-    return _PlainFire.apply(u, max_spikes, half_up, open_window)
+    """Plain-path integer firing ``round(clamp(u, 0, D))`` (rounding code of
+    :data:`ROUND_CODES`, True = half up; straight-through gradient on the window), as the
+    upstream code computes it: the float input is kept for backward. The reference the fast
+    path is tested and benchmarked against."""
+    return _PlainFire.apply(u, max_spikes, int(rounding), open_window)
 
 
-def expand_to_binary(u: Tensor, max_spikes: int) -> Tensor:
+def expand_to_binary(u: Tensor, max_spikes: int, round_mode: str = 'half_up') -> Tensor:
     """Spike-driven expansion of the integer firing of ``u`` (Proposition 1 of E-SpikeFormer).
 
     An integrate-and-fire neuron with threshold 1 and soft reset is charged once with ``u`` (plus the
-    rounding offset 0.5 as its initial potential) and then runs ``D`` virtual steps: at step ``k`` it
-    fires a binary spike iff ``v_k >= 1`` and subtracts 1 after each spike. The number of spikes is
-    ``round_half_up(clamp(u, 0, D))``: below 0 it never fires and ``D`` steps cap it at ``D``.
+    rounding offset 0.5 as its initial potential, ``v_0 = u + 0.5``) and then runs ``D`` virtual
+    steps, subtracting 1 after each spike. Below 0 it never fires and ``D`` steps cap it at ``D``;
+    the firing rule sets the rounding of the spike count ``n``:
+
+    * ``'half_up'``: fire iff ``v_k >= 1`` -> ``n = round_half_up(clamp(u, 0, D))``;
+    * ``'half_even'``: fire iff ``v_k > 1``, or ``v_k == 1`` and the spikes fired so far are odd
+      (a tie-aware threshold: one parity bit of state) -> ``n = torch.round(clamp(u, 0, D))``.
+      ``v_k == 1`` means ``u = k + 0.5`` after ``k`` spikes: the tie goes to the even count;
+    * ``'floor_plus_half'``: ``v_0 = u + 0.5`` is charged in ``u``'s dtype (rounded there, as
+      upstream's ``floor(u + 0.5)``), then fire iff ``v_k >= 1``.
 
     Args:
         u (Tensor): membrane potential, any shape ``S``.
         max_spikes (int): D, the number of virtual steps.
+        round_mode (str): One of :data:`ROUND_MODES`. Defaults to ``'half_up'``.
 
     Returns:
         Tensor: binary spikes of shape ``[D, *S]`` in ``u``'s dtype; their sum over dim 0 equals the
         integer firing.
     """
-    # float64 keeps ``u + 0.5`` exact for fp16/bf16/fp32 inputs.
-    v = u.detach().double() + 0.5
+    if round_mode not in ROUND_MODES:
+        raise ValueError(f'round_mode must be one of {ROUND_MODES}, got {round_mode!r}')
+    u = u.detach()
+    # ``v_k >= 1`` is tested as ``v_k - 0.5 >= 0.5``: ``u - k`` (k spikes fired, k <= u + 0.5) is
+    # exact in float64 for every input dtype, float64 included, where ``u + 0.5`` may round.
+    if round_mode == 'floor_plus_half':
+        r, threshold = (u + 0.5).double(), 1.0  # the sum rounded in u's dtype, as upstream
+    else:
+        r, threshold = u.double(), 0.5
+    odd = torch.zeros_like(r, dtype=torch.bool)
     spikes = []
     for _ in range(max_spikes):
-        s = (v >= 1.0)
-        v = v - s.double()
+        if round_mode == 'half_even':
+            s = (r > threshold) | ((r == threshold) & odd)
+        else:
+            s = r >= threshold
+        r = r - s.double()
+        odd = odd ^ s
         spikes.append(s)
     return torch.stack(spikes).to(u.dtype)
 
@@ -225,8 +265,10 @@ class IntegerNeuron(BaseNeuron):
         max_spikes (int): D, the most spikes per step. Defaults to 4.
         norm (float, optional): Output divisor. Defaults to ``max_spikes`` (outputs in [0, 1]);
             1 emits raw integers.
-        round_mode (str): ``'half_up'`` (``floor(u + 0.5)``) or ``'half_even'`` (``torch.round``).
-            Defaults to ``'half_up'``.
+        round_mode (str): How ties round (:func:`round_to_int`): ``'half_up'`` (exact
+            ``floor(u + 0.5)``), ``'half_even'`` (``torch.round``: upstream base family and
+            SpikeYOLO) or ``'floor_plus_half'`` (``floor(u + 0.5)`` with the addition rounded in
+            the working dtype: upstream large family). Defaults to ``'half_up'``.
         grad_window (str): ``'closed'`` passes the gradient on ``0 <= u <= D``, ``'open'`` on
             ``0 < u < D``. Defaults to ``'closed'``.
         leak (float): Membrane leak over real time steps. Defaults to 0.
@@ -259,20 +301,20 @@ class IntegerNeuron(BaseNeuron):
         if self.spike_driven:
             return self._fire_binary(u)
         if is_fast_path():
-            return fused_fire(u, self.max_spikes, 1.0, self.round_mode == 'half_up',
+            return fused_fire(u, self.max_spikes, 1.0, ROUND_CODES[self.round_mode],
                               self.grad_window == 'open')
-        return plain_fire(u, self.max_spikes, self.round_mode == 'half_up',
+        return plain_fire(u, self.max_spikes, ROUND_CODES[self.round_mode],
                           self.grad_window == 'open')
 
-    def fused_spec(self, x: Tensor) -> Optional[Tuple[int, float, bool, bool]]:
-        """``(D, norm, half_up, open_window)`` when this neuron's whole forward on ``x`` is one
+    def fused_spec(self, x: Tensor) -> Optional[Tuple[int, float, int, bool]]:
+        """``(D, norm, rounding code, open_window)`` when this neuron's whole forward on ``x`` is one
         fused firing pass (fast path, no temporal state, not spike-driven, float input of at
         least 2-D); None otherwise.
         """
         if (self.spike_driven or not is_fast_path() or x.dim() < 2
                 or not x.is_floating_point() or not (x.shape[0] == 1 or self.leak == 0.0)):
             return None
-        return (self.max_spikes, self.norm, self.round_mode == 'half_up',
+        return (self.max_spikes, self.norm, ROUND_CODES[self.round_mode],
                 self.grad_window == 'open')
 
     def forward(self, x: Tensor) -> Tensor:
@@ -281,9 +323,6 @@ class IntegerNeuron(BaseNeuron):
             if spec is not None:  # one pass, the division by norm included
                 return fused_fire(x, *spec)
             return super().forward(x)
-        if self.round_mode != 'half_up':
-            raise RuntimeError('spike-driven mode realises round-half-up firing (IF neuron with '
-                               f'initial potential 0.5); this neuron has round_mode={self.round_mode!r}')
         self._trains = []
         out = super().forward(x)
         # One train [D, T, ...] (all steps fired at once) or T trains [D, ...] (temporal loop).
@@ -294,7 +333,7 @@ class IntegerNeuron(BaseNeuron):
         return out
 
     def _fire_binary(self, u: Tensor) -> Tensor:
-        binary = expand_to_binary(u, self.max_spikes)  # [D, *u.shape]
+        binary = expand_to_binary(u, self.max_spikes, self.round_mode)  # [D, *u.shape]
         self.binary_spike_count += int(binary.sum().item())
         self._trains.append(binary)
         return binary.sum(0)

@@ -19,7 +19,8 @@ Backends, picked per tensor (:func:`fire_backend`):
   few fused-by-hand torch ops.
 
 All backends compute exactly what the plain path computes on the same device (clamp, round half-up
-via ``floor + (frac >= 0.5)`` or half to even, then the division by ``norm`` as torch does it:
+via ``floor + (frac >= 0.5)``, half to even, or ``floor(c + 0.5)`` with the sum rounded in the
+input dtype (upstream's large family), then the division by ``norm`` as torch does it:
 a true division in float32/float64 on the CPU, a multiplication by the float32 reciprocal on
 CUDA), so the spikes are bit-identical to it.
 """
@@ -57,14 +58,15 @@ _C_SOURCE = r'''
    NaN propagates like torch.clamp / floor (all comparisons false). */
 #define DEFINE(T, SUF, FLOOR, RINT)                                                              \
 CLONES static void fwd_##SUF(const T *restrict u, T *restrict out, uint8_t *restrict code,      \
-                             int64_t lo, int64_t hi, T D, T norm, int half_up, int open_w,      \
+                             int64_t lo, int64_t hi, T D, T norm, int rmode, int open_w,        \
                              int full) {                                                        \
   for (int64_t i = lo; i < hi; ++i) {                                                           \
     T x = u[i];                                                                                 \
     T c = x > D ? D : x;                                                                        \
     c = x < (T)0 ? (T)0 : c;                                                                    \
     T r;                                                                                        \
-    if (half_up) { T fl = FLOOR(c); r = fl + ((c - fl) >= (T)0.5 ? (T)1 : (T)0); }             \
+    if (rmode == 1) { T fl = FLOOR(c); r = fl + ((c - fl) >= (T)0.5 ? (T)1 : (T)0); }          \
+    else if (rmode == 2) r = FLOOR(c + (T)0.5);                                                 \
     else r = RINT(c);                                                                           \
     out[i] = r / norm;                                                                          \
     if (code) {                                                                                 \
@@ -93,11 +95,11 @@ CLONES static void dec_##SUF(const uint8_t *restrict code, T *restrict s, int64_
   for (int64_t i = lo; i < hi; ++i) s[i] = (T)(code[i] & 0x7F) / norm;                          \
 }                                                                                               \
 void fire_fwd_##SUF(const T *u, T *out, uint8_t *code, int64_t n, double D, double norm,        \
-                    int half_up, int open_w, int full, int nthreads) {                          \
+                    int rmode, int open_w, int full, int nthreads) {                            \
   int64_t nchunks = (n + CHUNK - 1) / CHUNK;                                                    \
   PAR for (int64_t c = 0; c < nchunks; ++c) {                                                   \
     int64_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;                               \
-    fwd_##SUF(u, out, code, lo, hi, (T)D, (T)norm, half_up, open_w, full);                      \
+    fwd_##SUF(u, out, code, lo, hi, (T)D, (T)norm, rmode, open_w, full);                        \
   }                                                                                             \
 }                                                                                               \
 void fire_bwd_##SUF(const T *g, const uint8_t *code, T *gin, int64_t n, double norm,           \
@@ -194,7 +196,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 if triton is not None:
 
     @triton.jit
-    def _tl_fire_fwd(u_ptr, out_ptr, code_ptr, n, D, inv, HALF_UP: tl.constexpr,
+    def _tl_fire_fwd(u_ptr, out_ptr, code_ptr, n, D, inv, RMODE: tl.constexpr,
                      OPEN: tl.constexpr, CODE: tl.constexpr, BLOCK: tl.constexpr):
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         inb = offs < n
@@ -203,8 +205,10 @@ if triton is not None:
         c = tl.where(x < 0.0, 0.0, c)
         fl = tl.floor(c)
         frac = c - fl
-        if HALF_UP:
+        if RMODE == 1:
             r = fl + tl.where(frac >= 0.5, 1.0, 0.0)
+        elif RMODE == 2:  # floor(c + 0.5) with the sum rounded to the input dtype, as torch does
+            r = tl.floor((c + 0.5).to(u_ptr.dtype.element_ty).to(tl.float32))
         else:  # half to even, exactly: up if frac > 0.5, or frac == 0.5 and floor is odd
             half = fl * 0.5
             odd = (half - tl.floor(half)) != 0.0
@@ -323,11 +327,19 @@ def _round_half_up(x: Tensor) -> Tensor:
     return fl + (x - fl >= 0.5).to(x.dtype)
 
 
+def _round(x: Tensor, rounding: int) -> Tensor:
+    if rounding == 1:
+        return _round_half_up(x)
+    if rounding == 2:
+        return torch.floor(x + 0.5)
+    return torch.round(x)
+
+
 CODE_KINDS = (None, 'full', 'window')
 
 
 # ------------------------------------------------------------------------------------- kernels
-def fire_forward(u: Tensor, max_spikes: int, norm: float, half_up: bool = True,
+def fire_forward(u: Tensor, max_spikes: int, norm: float, rounding: int = 1,
                  open_window: bool = False, code: Optional[str] = 'full'
                  ) -> Tuple[Tensor, Optional[Tensor]]:
     """``round(clamp(u, 0, D)) / norm`` in one pass, plus what backward needs.
@@ -337,7 +349,9 @@ def fire_forward(u: Tensor, max_spikes: int, norm: float, half_up: bool = True,
             channels-last is kept).
         max_spikes (int): D (at most :data:`MAX_CODED_SPIKES` for ``code='full'``).
         norm (float): Output divisor.
-        half_up (bool): Round half up (else half to even). Defaults to True.
+        rounding (int | bool): 1 (True): round half up exactly; 0 (False): half to even;
+            2: ``floor(c + 0.5)`` with the sum rounded in ``u``'s dtype (upstream's large
+            family). Defaults to 1.
         open_window (bool): Window ``0 < u < D`` (else ``0 <= u <= D``). Defaults to False.
         code (str, optional): ``'full'``: ``uint8`` code bytes (count and window bit);
             ``'window'``: a ``bool`` window mask; None: nothing (inference).
@@ -348,6 +362,10 @@ def fire_forward(u: Tensor, max_spikes: int, norm: float, half_up: bool = True,
     """
     if code not in CODE_KINDS:
         raise ValueError(f'code must be one of {CODE_KINDS}, got {code!r}')
+    rounding = int(rounding)
+    if rounding not in (0, 1, 2):
+        raise ValueError(f'rounding must be 0 (half even), 1 (half up) or 2 (floor(u + 0.5)), '
+                         f'got {rounding}')
     if code == 'full' and max_spikes > MAX_CODED_SPIKES:
         raise ValueError(f'code bytes hold spike counts up to {MAX_CODED_SPIKES}, '
                          f'got max_spikes={max_spikes}')
@@ -362,16 +380,16 @@ def fire_forward(u: Tensor, max_spikes: int, norm: float, half_up: bool = True,
         if backend == 'c':
             getattr(_lib, f'fire_fwd_{_C_SUFFIX[u.dtype]}')(
                 u.data_ptr(), out.data_ptr(), buf.data_ptr() if code else None, n,
-                float(max_spikes), float(norm), int(half_up), int(open_window),
+                float(max_spikes), float(norm), rounding, int(open_window),
                 int(code == 'full'), torch.get_num_threads())
         elif n:
             _tl_fire_fwd[(triton.cdiv(n, _TRITON_BLOCK), )](
                 u, out, out if buf is None else buf.view(torch.uint8), n, float(max_spikes),
-                _cuda_reciprocal(norm), HALF_UP=bool(half_up), OPEN=bool(open_window),
+                _cuda_reciprocal(norm), RMODE=rounding, OPEN=bool(open_window),
                 CODE=CODE_KINDS.index(code), BLOCK=_TRITON_BLOCK)
         return out, buf
     c = u.clamp(0, max_spikes)
-    r = _round_half_up(c) if half_up else torch.round(c)
+    r = _round(c, rounding)
     out = r / norm if norm != 1.0 else r
     if code is None:
         return out, None

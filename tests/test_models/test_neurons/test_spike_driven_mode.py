@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from mmspike.models.backbones import SpikingConvNet
 from mmspike.models.neurons import (ILIF, MultiSpike, expand_to_binary, integer_neurons,
                                     round_half_up, set_spike_driven, spike_driven)
+from mmspike.models.neurons.base import ROUND_MODES
 
 floats = st.floats(min_value=-6, max_value=14, allow_nan=False, width=32)
 # values with exact ties at .5 and integer boundaries, where rounding bugs live
@@ -15,14 +16,19 @@ ties = st.integers(min_value=-8, max_value=24).map(lambda k: k / 2)
 @settings(max_examples=200, deadline=None)
 @given(values=st.lists(st.one_of(floats, ties), min_size=1, max_size=64),
        D=st.integers(min_value=1, max_value=8),
-       dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16, torch.float64]))
-def test_binary_expansion_equals_integer_firing(values, D, dtype):
+       dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16, torch.float64]),
+       round_mode=st.sampled_from(ROUND_MODES))
+def test_binary_expansion_equals_integer_firing(values, D, dtype, round_mode):
     u = torch.tensor(values, dtype=torch.float64).to(dtype)
-    binary = expand_to_binary(u, D)
+    binary = expand_to_binary(u, D, round_mode)
     assert binary.shape == (D, *u.shape)
     assert set(binary.unique().tolist()) <= {0.0, 1.0}
-    expected = round_half_up(u.double().clamp(0, D))
+    c = u.clamp(0, D)
+    expected = {'half_up': round_half_up(c.double()), 'half_even': torch.round(c.double()),
+                'floor_plus_half': torch.floor(c + 0.5).double()}[round_mode]
     assert torch.equal(binary.double().sum(0), expected)
+    assert torch.equal(binary.double().sum(0), MultiSpike(D, norm=1, round_mode=round_mode)(
+        u.view(1, -1)).double().view(-1))
     # IF soft reset fires its spikes first, then stays silent (asynchronous-friendly pattern)
     assert torch.all(binary[1:] <= binary[:-1])
 
@@ -33,7 +39,10 @@ def test_binary_expansion_equals_integer_firing(values, D, dtype):
        dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]))
 def test_neuron_modes_agree(values, D, dtype):
     x = torch.tensor(values, dtype=torch.float64).to(dtype).view(-1, 1)  # [T, 1]
-    for neuron in (MultiSpike(max_spikes=D), ILIF(max_spikes=D)):
+    for neuron in (MultiSpike(max_spikes=D), ILIF(max_spikes=D),
+                   MultiSpike(max_spikes=D, round_mode='half_even'),
+                   ILIF(max_spikes=D, round_mode='half_even'),
+                   MultiSpike(max_spikes=D, round_mode='floor_plus_half')):
         integer_out = neuron(x)
         with spike_driven(neuron):
             binary_out = neuron(x)
