@@ -5,8 +5,8 @@
 #   python tools/train.py configs/mmdet/spikeformer_coco.py
 #   python tools/test.py configs/mmdet/spikeformer_coco.py work_dirs/spikeformer_coco/epoch_12.pth
 #
-# Data: COCO 2017 under data/coco/ (mmdet's layout), or the bundled 4-image sample when it is absent
-# (see _base_/datasets/coco_instance.py); configs/mmdet/spikeformer_coco_sample.py is the CPU demo.
+# Data: COCO 2017 under data/coco/ (mmdet's layout; missing data is an error naming the file, see
+# _base_/datasets/coco_instance.py); configs/mmdet/spikeformer_coco_sample.py is the CPU demo.
 #
 # Time: the backbone returns [T, B, C, H, W] features; SpikeFPN spikes them, builds the pyramid on
 # every time step and averages over T, so mmdet's RPN and RoI heads work unchanged.

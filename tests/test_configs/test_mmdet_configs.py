@@ -184,13 +184,11 @@ def test_config_training_pipeline_runs_on_the_sample(name):
     assert len(dataset.metainfo['classes']) == 80
 
 
-def test_coco_is_used_when_present_and_the_sample_otherwise(tmp_path, monkeypatch):
+def test_full_configs_never_fall_back_to_the_sample(tmp_path, monkeypatch):
+    """Without data/coco/ a full COCO config fails naming the file it looked for; it used to train
+    on the 4-image sample without a word (issue 17 item 5)."""
+    from mmdet.registry import DATASETS, METRICS
     monkeypatch.chdir(tmp_path)
-    cfg = Config.fromfile(str(CONFIG_DIR / FLAGSHIP))
-    ds = cfg.train_dataloader.dataset
-    assert (ds.data_root, ds.ann_file) == ('data/coco_person_sample/', SAMPLE_ANN)
-    assert cfg.val_evaluator.ann_file == 'data/coco_person_sample/' + SAMPLE_ANN
-    (tmp_path / 'data' / 'coco').mkdir(parents=True)
     for name in (FLAGSHIP, 'spikeyolo_s_coco.py', 'retinanet_spikeformer-19m_coco.py'):
         cfg = Config.fromfile(str(CONFIG_DIR / name))
         train = cfg.train_dataloader.dataset
@@ -203,6 +201,12 @@ def test_coco_is_used_when_present_and_the_sample_otherwise(tmp_path, monkeypatc
         assert (val.ann_file, val.data_prefix.img) == ('annotations/instances_val2017.json',
                                                        'val2017/')
         assert cfg.val_evaluator.ann_file == 'data/coco/annotations/instances_val2017.json'
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(str(CONFIG_DIR / FLAGSHIP))
+    with pytest.raises(FileNotFoundError, match='data/coco/annotations/instances_train2017.json'):
+        DATASETS.build(cfg.train_dataloader.dataset)
+    with pytest.raises(FileNotFoundError, match='data/coco/annotations/instances_val2017.json'):
+        METRICS.build(cfg.val_evaluator)
 
 
 def test_sample_declares_the_80_coco_categories():
@@ -250,3 +254,16 @@ def test_tools_test_py_reports_coco_metric_on_the_sample(tmp_path):
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP'):
         assert 0.0 <= metrics[key] <= 1.0
     assert 'bbox_mAP_copypaste' in proc.stdout + proc.stderr
+
+    # at the default score threshold the 1-iteration model detects nothing: CocoMetric logs
+    # "results of the whole dataset is empty" and returns no metric; that is a failure, not
+    # an exit 0 (issue 17 item 5)
+    out.unlink()
+    proc = subprocess.run([sys.executable, 'tools/test.py', f'configs/mmdet/{DEMO}', str(ckpt),
+                           '--work-dir', str(work), '--out', str(out),
+                           '--cfg-options', 'test_dataloader.dataset.indices=2',
+                           'model.test_cfg.rcnn.score_thr=1.01'],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert 'the test evaluation produced no metrics' in proc.stderr, proc.stderr[-3000:]
+    assert not out.exists()

@@ -1,19 +1,12 @@
 # COCO 2017 detection (80 classes, boxes only) from mmdet, with E-SpikeFormer's multi-scale crop
 # augmentation. Data: COCO in mmdet's layout under `data_root` (data/coco/: annotations/,
-# train2017/, val2017/); when that folder does not exist, the 4-image COCO val2017 sample bundled in
-# the repo (data/coco_person_sample/, see its PROVENANCE.md) stands in for both splits, with all 80
-# COCO categories declared, so every model and metric runs unchanged.
+# train2017/, val2017/; a symlink is fine). Nothing stands in for missing data: without data/coco/
+# building the datasets fails naming the annotation file it looked for. The 4-image COCO sample
+# bundled in the repo is used only by the `*_sample.py` configs.
 _base_ = 'mmdet::_base_/datasets/coco_detection.py'
-# (imports go after _base_: mmengine reads a config that starts with an import as a lazy one)
-import os.path as osp
-
 data_root = 'data/coco/'
-if osp.isdir(data_root):
-    _train = dict(ann_file='annotations/instances_train2017.json', img='train2017/')
-    _val = dict(ann_file='annotations/instances_val2017.json', img='val2017/')
-else:
-    data_root = 'data/coco_person_sample/'
-    _train = _val = dict(ann_file='annotations/instances_sample.json', img='images/')
+_train = dict(ann_file='annotations/instances_train2017.json', img='train2017/')
+_val = dict(ann_file='annotations/instances_val2017.json', img='val2017/')
 
 # DETR-style multi-scale crop (mmdet's "ms-crop" recipe, as the upstream E-SpikeFormer detectors)
 _scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333), (608, 1333), (640, 1333),
