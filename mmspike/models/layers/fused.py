@@ -116,6 +116,7 @@ def spike_convs(x: Tensor, neuron: nn.Module,
         return None
     if not all(_fusable_conv(c) for c in convs) or _observed([neuron, *convs, *observed]):
         return None
+    neuron.check_finite(x)  # the fused pass stores spikes as bytes: NaN would become 0 spikes
     params, geometry = [], []
     for c in convs:
         params += [c.weight, c.bias]

@@ -1,11 +1,12 @@
 from .base import (BaseNeuron, IntegerNeuron, LIF, expand_to_binary, integer_neurons,
-                   round_half_up, set_spike_driven, spike_driven)
+                   round_half_up, set_finite_check, set_spike_driven, spike_driven)
 from .presets import ILIF, MultiSpike
 from .builder import build_neuron
 
 __all__ = [
     'BaseNeuron', 'IntegerNeuron', 'MultiSpike', 'ILIF', 'LIF', 'expand_to_binary',
-    'integer_neurons', 'round_half_up', 'set_spike_driven', 'spike_driven', 'build_neuron'
+    'integer_neurons', 'round_half_up', 'set_finite_check', 'set_spike_driven', 'spike_driven',
+    'build_neuron'
 ]
 from . import kernels  # noqa: F401
 from .base import fused_fire, plain_fire

@@ -200,6 +200,33 @@ class BaseNeuron(nn.Module):
 
     #: Whether ``fire`` emits only 0/1 (then a hard reset can be written ``u * (1 - s)``).
     binary_spikes = False
+    #: Whether ``forward`` raises on a NaN / +-Inf input current (:func:`set_finite_check`).
+    finite_check = True
+    #: The neuron's name in its model, for errors (set by :func:`set_finite_check`).
+    neuron_name: Optional[str] = None
+
+    def check_finite(self, x: Tensor) -> None:
+        """Raise ``FloatingPointError`` if ``x`` holds NaN or +-Inf (when :attr:`finite_check`).
+
+        Spikes cannot carry NaN (the fast path stores them as bytes) and clamping would turn
+        +-Inf into D or 0 spikes, so a non-finite current is an error, never a spike count. Cost:
+        one reduction (a NaN or an infinity anywhere makes the sum non-finite; a finite sum that
+        overflows is told apart by an exact count before raising).
+        """
+        if (not self.finite_check or not x.is_floating_point() or torch.jit.is_tracing()
+                or torch.compiler.is_compiling()):
+            return
+        x = x.detach()
+        if bool(torch.isfinite(x.sum(dtype=torch.float64 if x.dtype == torch.float64
+                                     else torch.float32))):
+            return
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise FloatingPointError(
+                f'{self.neuron_name or type(self).__name__} ({type(self).__name__}): its input '
+                f'current of shape {tuple(x.shape)} holds {bad} non-finite values (NaN or +-Inf); '
+                f'a non-finite input image or a diverged weight upstream. '
+                f'set_finite_check(model, False) turns this check off')
 
     def fire(self, u: Tensor) -> Tensor:
         raise NotImplementedError
@@ -226,6 +253,7 @@ class BaseNeuron(nn.Module):
         if x.dim() < 2:
             raise ValueError(f'{type(self).__name__} expects a [T, ...] sequence, '
                              f'got shape {tuple(x.shape)}')
+        self.check_finite(x)
         if x.shape[0] == 1 or self.leak == 0.0:
             # No temporal state: all steps fire at once (the common T=1 image case).
             s = self.fire(self.charge(None, None, x))
@@ -321,6 +349,7 @@ class IntegerNeuron(BaseNeuron):
         if not self.spike_driven:
             spec = self.fused_spec(x)
             if spec is not None:  # one pass, the division by norm included
+                self.check_finite(x)
                 return fused_fire(x, *spec)
             return super().forward(x)
         self._trains = []
@@ -410,6 +439,22 @@ class LIF(BaseNeuron):
 def integer_neurons(model: nn.Module) -> Iterator[IntegerNeuron]:
     """All :class:`IntegerNeuron` modules of ``model``."""
     return (m for m in model.modules() if isinstance(m, IntegerNeuron))
+
+
+def set_finite_check(model: nn.Module, enabled: bool = True) -> int:
+    """Turn the non-finite input check of every neuron of ``model`` on (the default) or off, and
+    give each neuron its name in ``model`` for the error message.
+
+    Returns:
+        int: the number of neurons set.
+    """
+    n = 0
+    for name, m in model.named_modules():
+        if isinstance(m, BaseNeuron):
+            m.finite_check = bool(enabled)
+            m.neuron_name = name or None
+            n += 1
+    return n
 
 
 def set_spike_driven(model: nn.Module, enabled: bool = True) -> int:
