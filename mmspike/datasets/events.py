@@ -10,8 +10,15 @@ of spikingjelly and the HAR-DVS release):
 Sensor sizes are ``(width, height)`` everywhere in mmspike (HAR-DVS: ``(346, 260)``, N-MNIST:
 ``(34, 34)``). Every reader raises :class:`EventFileError` (a ``ValueError``) naming the file and
 what is wrong with it, rather than returning a stream that would bin into silently wrong frames.
+A file without a single event is an error too (``allow_empty=True`` accepts it with a warning):
+it would become an all-zero clip that still carries its label.
+
+Formats: ``.npz`` (compact t/x/y/p arrays), ``.bin`` (ATIS/N-MNIST, 5 bytes per event) and
+``.aedat4`` (AEDAT 4.0 of iniVation DV cameras: DVXplorer, DAVIS346), decoded by the ``aedat``
+package (:mod:`mmspike.datasets.aedat4`).
 """
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple, Union
@@ -110,9 +117,20 @@ def validate_events(events: Events,
     return dict(t=t, x=x, y=y, p=p.astype(np.uint8))
 
 
+def check_not_empty(events: Events, source: PathLike, allow_empty: bool = False) -> Events:
+    """Refuse (or, with ``allow_empty``, warn about) a recording without a single event."""
+    if len(events['t']) == 0:
+        msg = (f'{_where(source)}the recording holds no events; binned it would be an all-zero '
+               'clip')
+        if not allow_empty:
+            raise EventFileError(msg + ' (pass allow_empty=True to accept empty recordings)')
+        warnings.warn(msg)
+    return events
+
+
 def load_npz_events(path: PathLike,
                     sensor_size: Optional[Sequence[int]] = None,
-                    sort: bool = False) -> Events:
+                    sort: bool = False, allow_empty: bool = False) -> Events:
     """Read a compact ``.npz`` event file (keys ``t``, ``x``, ``y``, ``p``), e.g. HAR-DVS's.
 
     Args:
@@ -120,6 +138,8 @@ def load_npz_events(path: PathLike,
         sensor_size (Sequence[int], optional): ``(width, height)`` to check coordinates against.
             Defaults to None.
         sort (bool): See :func:`validate_events`. Defaults to False.
+        allow_empty (bool): Accept a file without events (with a warning) instead of raising.
+            Defaults to False.
 
     Returns:
         dict: The validated stream (see :func:`validate_events`).
@@ -144,7 +164,8 @@ def load_npz_events(path: PathLike,
     except Exception as e:  # zlib.error and friends from a damaged compressed member
         raise EventFileError(f'{path}: failed to decode the .npz event file: '
                              f'{type(e).__name__}: {e}') from e
-    return validate_events(events, sensor_size, source=path, sort=sort)
+    events = validate_events(events, sensor_size, source=path, sort=sort)
+    return check_not_empty(events, path, allow_empty)
 
 
 def decode_atis_bin(data: bytes, source: Optional[PathLike] = None) -> Events:
@@ -173,40 +194,71 @@ def decode_atis_bin(data: bytes, source: Optional[PathLike] = None) -> Events:
 
 def load_atis_bin(path: PathLike,
                   sensor_size: Optional[Sequence[int]] = (34, 34),
-                  sort: bool = False) -> Events:
+                  sort: bool = False, allow_empty: bool = False,
+                  num_events: Optional[int] = None,
+                  min_duration_us: Optional[int] = None) -> Events:
     """Read an ATIS/N-MNIST ``.bin`` recording (see :func:`decode_atis_bin`).
+
+    The format has no header and no event count, so a file cut on an event boundary (a multiple
+    of 5 bytes) decodes as a valid shorter recording. Pass what is known about the recording
+    (``num_events`` from an index, or ``min_duration_us``: N-MNIST samples are three saccades
+    over about 300 ms) and a shorter file is refused instead of losing events silently.
 
     Args:
         path (PathLike): The ``.bin`` file.
         sensor_size (Sequence[int], optional): ``(width, height)``. Defaults to ``(34, 34)``
             (N-MNIST); None skips the bound check.
         sort (bool): See :func:`validate_events`. Defaults to False.
+        allow_empty (bool): See :func:`load_npz_events`. Defaults to False.
+        num_events (int, optional): The exact number of events the file must hold (overflow
+            markers not counted). Defaults to None (not checked).
+        min_duration_us (int, optional): The least time span (first to last event, in
+            microseconds) of a complete recording. Defaults to None (not checked).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'event file not found: {path}')
     events = decode_atis_bin(path.read_bytes(), source=path)
-    return validate_events(events, sensor_size, source=path, sort=sort)
+    events = check_not_empty(validate_events(events, sensor_size, source=path, sort=sort), path,
+                             allow_empty)
+    n = len(events['t'])
+    if num_events is not None and n != num_events:
+        raise EventFileError(f'{path}: holds {n} events, expected {num_events} (a file truncated '
+                             f'on an event boundary, or the wrong file?)')
+    if min_duration_us is not None:
+        first, last = event_time_range(events)
+        if last - first < min_duration_us:
+            raise EventFileError(
+                f'{path}: its {n} events span {last - first} us, less than min_duration_us='
+                f'{min_duration_us}: the recording is truncated (an ATIS .bin cut on an event '
+                f'boundary still decodes)')
+    return events
 
 
 def load_events(path: PathLike,
                 sensor_size: Optional[Sequence[int]] = None,
-                sort: bool = False) -> Events:
-    """Read an event file by its suffix: ``.npz`` (compact t/x/y/p) or ``.bin`` (ATIS/N-MNIST).
+                sort: bool = False, allow_empty: bool = False) -> Events:
+    """Read an event file by its suffix: ``.npz`` (compact t/x/y/p), ``.bin`` (ATIS/N-MNIST) or
+    ``.aedat4`` (AEDAT 4.0, the polarity events of its first event stream).
 
     Args:
         path (PathLike): The file.
         sensor_size (Sequence[int], optional): ``(width, height)`` to check coordinates against.
             Defaults to None.
         sort (bool): See :func:`validate_events`. Defaults to False.
+        allow_empty (bool): See :func:`load_npz_events`. Defaults to False.
     """
     suffix = Path(path).suffix.lower()
     if suffix == '.npz':
-        return load_npz_events(path, sensor_size, sort=sort)
+        return load_npz_events(path, sensor_size, sort=sort, allow_empty=allow_empty)
     if suffix == '.bin':
-        return load_atis_bin(path, sensor_size, sort=sort)
-    raise EventFileError(f'{path}: unsupported event file suffix {suffix!r}; '
-                         "expected '.npz' (t, x, y, p arrays) or '.bin' (ATIS/N-MNIST)")
+        return load_atis_bin(path, sensor_size, sort=sort, allow_empty=allow_empty)
+    if suffix == '.aedat4':
+        from .aedat4 import load_aedat4_events
+        return load_aedat4_events(path, sensor_size, sort=sort, allow_empty=allow_empty)
+    raise EventFileError(f'{path}: unsupported event file suffix {suffix!r}; expected '
+                         "'.npz' (t, x, y, p arrays), '.bin' (ATIS/N-MNIST) or '.aedat4' "
+                         '(AEDAT 4.0)')
 
 
 def save_npz_events(path: PathLike, events: Events, compress: bool = True) -> None:

@@ -169,8 +169,8 @@ def test_not_an_npz(tmp_path):
         load_npz_events(garbage)
     with pytest.raises(FileNotFoundError, match='event file not found'):
         load_npz_events(tmp_path / 'missing.npz')
-    with pytest.raises(EventFileError, match=r"unsupported event file suffix '.aedat4'"):
-        load_events(tmp_path / 'rec.aedat4')
+    with pytest.raises(EventFileError, match=r"unsupported event file suffix '.raw'"):
+        load_events(tmp_path / 'rec.raw')  # (.aedat4 is read: see test_aedat4_*)
 
 
 def test_corrupt_member(tmp_path):
@@ -199,3 +199,64 @@ def test_empty_stream_and_roundtrip(tmp_path):
     back = load_npz_events(tmp_path / 'rt.npz', sensor_size=(5, 1))
     for k in 'txyp':
         np.testing.assert_array_equal(back[k], ev[k])
+
+
+# ---------------------------------------------------------------------------- issue 17 item 6
+def test_bin_cut_on_an_event_boundary_is_caught_when_the_recording_is_known(events_dir,
+                                                                           tmp_path):
+    """A .bin cut at a multiple of 5 bytes decodes as a valid shorter recording; what the caller
+    knows about the recording (event count, least duration) catches it."""
+    raw = (events_dir / 'nmnist_sample.bin').read_bytes()
+    full = load_atis_bin(events_dir / 'nmnist_sample.bin', num_events=4325,
+                         min_duration_us=300_000)
+    assert len(full['t']) == 4325
+    cut = tmp_path / 'cut.bin'
+    cut.write_bytes(raw[:5 * 2000])
+    with pytest.raises(EventFileError, match=r'cut\.bin: its 2000 events span \d+ us, less than '
+                       r'min_duration_us=300000: the recording is truncated'):
+        load_atis_bin(cut, min_duration_us=300_000)
+    with pytest.raises(EventFileError, match=r'cut\.bin: holds 2000 events, expected 4325'):
+        load_atis_bin(cut, num_events=4325)
+
+
+@pytest.mark.parametrize('suffix', ['.bin', '.npz'])
+def test_zero_event_file_is_refused_or_warned(tmp_path, suffix):
+    f = tmp_path / f'none{suffix}'
+    if suffix == '.bin':
+        f.write_bytes(b'')
+    else:
+        _write_npz(f, **{k: v[:0] for k, v in _good().items()})
+    with pytest.raises(EventFileError, match=r'none\.\w+: the recording holds no events.*'
+                       r'all-zero clip.*allow_empty=True'):
+        load_events(f, sensor_size=(4, 4))
+    with pytest.warns(UserWarning, match='holds no events'):
+        ev = load_events(f, sensor_size=(4, 4), allow_empty=True)
+    assert all(len(v) == 0 for v in ev.values())
+
+
+# ---------------------------------------------------------------------------- AEDAT 4.0
+def test_aedat4_dvxplorer_recording(events_dir):
+    """The real DVXplorer recording (tonic's test file) decodes to the same 111,954 events as its
+    .npz derived in shared/data (SOURCES.md), in the sensor size the file declares (320x240)."""
+    ev = load_events(events_dir / 'dvxplorer_sample.aedat4')
+    ref = load_npz_events(events_dir / 'dvxplorer_sample_txyp.npz')
+    assert len(ev['t']) == 111954
+    for k in 'txyp':
+        np.testing.assert_array_equal(ev[k], ref[k])
+        assert ev[k].dtype == ref[k].dtype
+    assert ev['x'].max() == 319 and ev['y'].max() == 239
+    with pytest.raises(EventFileError, match=r'x coordinate 319 outside the sensor'):
+        load_events(events_dir / 'dvxplorer_sample.aedat4', sensor_size=(300, 240))
+
+
+def test_aedat4_truncated_or_not_aedat(events_dir, tmp_path):
+    data = (events_dir / 'dvxplorer_sample.aedat4').read_bytes()
+    cut = tmp_path / 'cut.aedat4'
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(EventFileError, match=r'cut\.aedat4: the AEDAT 4\.0 file is truncated or '
+                       r'corrupt \(decoding stopped after \d+ events\)'):
+        load_events(cut)
+    fake = tmp_path / 'fake.aedat4'
+    fake.write_bytes((events_dir / 'nmnist_sample.bin').read_bytes())
+    with pytest.raises(EventFileError, match=r'fake\.aedat4: not a readable AEDAT 4\.0 file'):
+        load_events(fake)
