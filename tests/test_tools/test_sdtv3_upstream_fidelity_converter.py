@@ -47,8 +47,10 @@ CASES = {
 
 
 def _model(config):
-    from mmspike.analysis.config_utils import build_model, load_config
-    return build_model(load_config(osp.join(CFG_DIR, config))).eval()
+    """The config's model, without its random initialisation (every weight is loaded after)."""
+    from mmengine.registry import MODELS
+    from mmspike.analysis.config_utils import load_config
+    return MODELS.build(load_config(osp.join(CFG_DIR, config)).model).eval()
 
 
 def _spike_calls(model):
@@ -78,10 +80,12 @@ def test_converted_weights_reproduce_upstream(name):
     model = _model(CASES[name])
     x_shape = tuple(recorded['input_shape'].tolist())
     report = {}
+    # the formula is drawn in float64; its float32 weights are those values cast
+    state64, structure = converter.convert(ref.formula_state_dict(meta['manifest'],
+                                                                  torch.float64))
     for dt_name, dt in (('float64', torch.float64), ('float32', torch.float32)):
-        state, structure = converter.convert(ref.formula_state_dict(meta['manifest'], dt))
         model.to(dt)
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state64, strict=True)  # copied into dt, rounded there once
         x = ref.fixed_input(x_shape, dt)
         expected = recorded[f'logits_{dt_name}']
         up_calls = sorted(map(tuple, recorded[f'spikes_{dt_name}'].tolist()))
@@ -105,7 +109,9 @@ def test_mae_encoder_loads_into_c192_arch(tmp_path):
     '173m-c192' fine-tuning config; the 173M config (C0 = 196, as the fine-tuning code) refuses
     it by name and shape."""
     meta, _ = ref.load_reference(REF_DIR, 'mae_173m')
-    state, structure = converter.convert(ref.formula_state_dict(meta['manifest']))
+    from collections import OrderedDict  # names and shapes are what loading checks
+    state, structure = converter.convert(OrderedDict(
+        (k, torch.zeros(shape, dtype=ref.DTYPES[dt])) for k, shape, dt in meta['manifest']))
     assert structure['mae'] and len(structure['dropped']) > 0
     converter.check_against_config(
         state, osp.join(CFG_DIR, 'e-spikeformer-173m-c192_1x4_8xb128_in1k.py'), encoder_only=True)
