@@ -78,6 +78,10 @@ def _run(model, x, mode):
 def test_converted_weights_reproduce_upstream(name):
     meta, recorded = ref.load_reference(REF_DIR, name)
     model = _model(CASES[name])
+    # the firing of upstream's family (each mode is checked against upstream's formula in
+    # tests/test_models/test_neurons/test_round_modes.py; ties are too rare to show here)
+    modes = {m.round_mode for m in model.modules() if isinstance(m, IntegerNeuron)}
+    assert modes == {'half_even' if name.startswith('base') else 'floor_plus_half'}, modes
     x_shape = tuple(recorded['input_shape'].tolist())
     report = {}
     # the formula is drawn in float64; its float32 weights are those values cast

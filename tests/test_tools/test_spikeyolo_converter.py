@@ -93,6 +93,9 @@ def test_state_dict_converts_and_reproduces_upstream(name):
     assert structure['stage_blocks'] == [1, 2, 3, 1] and structure['levels'] == 3
     assert len(state) == len(upstream) - 1  # everything but the fixed DFL weights
     model = _model(name)
+    # upstream fires torch.round: half to even (checked against it in test_round_modes.py)
+    assert {m.round_mode for m in model.modules() if isinstance(m, IntegerNeuron)} == \
+        {'half_even'}
     # the two sides list the same tensors in different orders: a positional match would be wrong
     shapes_up = [tuple(v.shape) for k, v in upstream.items() if 'dfl' not in k]
     shapes_mm = [tuple(v.shape) for v in model.state_dict().values()]
