@@ -22,8 +22,9 @@ The block layout follows upstream's ``snn_yolov8.yaml`` (model index -> mmspike 
 ``1, 3, 5, 7`` stage downsamplings, ``2, 4, 6, 8`` stage blocks, ``9`` SPPF; PAN ``10`` reduce5,
 ``12`` td_block4, ``14`` reduce4, ``16`` td_block3, ``18`` fuse3, ``19`` out_block3, ``20`` down3,
 ``22`` out_block4, ``23`` down4, ``25`` out_block5; ``26`` the detection head. Half-precision
-weights are converted to float32. Ultralytics builds every BatchNorm with eps 1e-3 (not stored in the
-file); mmspike's SpikeYOLO modules default to it. With ``--config`` the result is loaded strictly into the config's model.
+weights are converted to float32. Ultralytics builds every BatchNorm with eps 1e-3 (not stored in
+the file); mmspike's SpikeYOLO modules default to it. With ``--config`` the result is loaded
+strictly into the config's model.
 Use a config that fires like upstream (``round_mode='half_even'``: upstream rounds with
 ``torch.round``), e.g. ``configs/mmdet/spikeyolo_s_coco.py``.
 """

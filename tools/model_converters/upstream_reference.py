@@ -60,7 +60,7 @@ def formula_tensor(key: str, shape: Sequence[int], dtype: str = 'float32') -> Te
     * ``running_var``: ``U(0.5, 1.5)``; ``running_mean``: ``N(0, 0.1^2)``.
     * other 0-/1-D tensors named ``bias``: ``N(0.1, 0.3^2)``; any other 0-/1-D tensor (BN weight,
       layer scale): ``U(0.6, 1.4)``.
-    * weights of 2 or more dims: ``N(0, 1) * 1.5 / sqrt(fan_in)`` with ``fan_in = numel / shape[0]``.
+    * weights of 2 or more dims: ``N(0, 1) * 1.5 / sqrt(fan_in)``, ``fan_in = numel / shape[0]``.
     * ``*dfl.conv.weight`` (YOLOv8's fixed DFL weights): ``0 .. reg_max - 1``.
     """
     shape = tuple(int(s) for s in shape)
