@@ -1,10 +1,10 @@
 """Converted SDT-V3 weights reproduce the upstream models' outputs (recorded references).
 
 ``tests/data/upstream_reference`` holds what upstream's own code
-(BICLab/Spike-Driven-Transformer-V3, run outside this repository, see its README.md) wrote and computed: the key/shape manifest of each
-model's state dict and its logits, in float64 and float32, for weights given by a formula of the key
-(:func:`formula_state_dict`) on a fixed 2 x 3 x 32 x 32 input, plus the element count and integer
-spike total of every neuron call. Here the same weights, converted by the shipped converter, are
+(BICLab/Spike-Driven-Transformer-V3, run outside this repository, see its README.md) wrote and
+computed: the key/shape manifest of each model's state dict and its logits, in float64 and
+float32, for weights given by a formula of the key (:func:`formula_state_dict`) on a fixed
+2 x 3 x 32 x 32 input, plus the element count and integer spike total of every neuron call. Here the same weights, converted by the shipped converter, are
 loaded strictly into the model of the shipped config and must give:
 
 * float64: bit-identical logits and identical spikes (fast and plain execution paths);
