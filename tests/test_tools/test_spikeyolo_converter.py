@@ -101,6 +101,11 @@ def test_state_dict_converts_and_reproduces_upstream(name):
     shapes_mm = [tuple(v.shape) for v in model.state_dict().values()]
     assert sorted(shapes_up) == sorted(shapes_mm) and shapes_up != shapes_mm
     _compare(name, model, state, recorded)
+    # what --config does: strict load into the shipped config's model, errors by name
+    converter.check_against_config(state, osp.join(CFG_DIR, f'{name}_coco.py'))
+    other = 'spikeyolo_s' if name == 'spikeyolo_n' else 'spikeyolo_n'
+    with pytest.raises(converter.ConversionError, match=r'shape mismatches: \[.backbone'):
+        converter.check_against_config(state, osp.join(CFG_DIR, f'{other}_coco.py'))
 
 
 def test_pickled_fp16_checkpoint_read_without_running_it(tmp_path):
