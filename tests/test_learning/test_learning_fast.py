@@ -1,0 +1,74 @@
+"""Fast learning checks: the held-out learning-check models (benchmarks/learning_check.py) must
+fit a few fixed training batches. Each test builds the model and the training data of its
+config, takes ``model.train_step`` with the config's optimizer on the same small batch
+``STEPS`` times, and asserts the loss falls to at most ``1 / FACTOR`` of its first value.
+
+A spiking layer whose surrogate gradient is zero, a head fed the wrong strides or an assigner
+that never matches stops the loss from falling; the full held-out checks (minutes per model) are
+in ``benchmarks/learning_check.py``.
+"""
+import copy
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import init_default_scope
+
+import mmspike.datasets  # noqa: F401
+import mmspike.models  # noqa: F401
+from mmspike.registry import DATASETS, MODELS
+
+REPO = Path(__file__).resolve().parents[2]
+
+# config, default scope, batch size, steps, factor the loss must fall by
+CASES = {
+    'mask-rcnn': ('configs/mmdet/spikeformer_digits.py', 'mmdet', 4, 25, 2.0),
+    'spikeyolo-n': ('configs/mmdet/spikeyolo-n_digits.py', 'mmdet', 4, 25, 2.0),
+    'semantic-fpn': ('configs/mmseg/fpn_e-spikeformer_digits.py', 'mmseg', 4, 25, 3.0),
+    'hardvs-events': ('configs/hardvs/e-spikeformer-2m_digits-events.py', 'mmpretrain', 8, 25,
+                      3.0),
+}
+
+
+@pytest.fixture(scope='module')
+def data_roots(tmp_path_factory):
+    root = tmp_path_factory.mktemp('learning')
+    return dict(canvas=str(root / 'digit_canvas') + '/', events=str(root / 'digit_events'))
+
+
+def _loss_curve(name, data_roots):
+    config, scope, batch, steps, factor = CASES[name]
+    cfg = Config.fromfile(str(REPO / config))
+    init_default_scope(scope)
+    torch.manual_seed(0)
+    ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    if name == 'hardvs-events':
+        ds_cfg.update(data_root=data_roots['events'], build_cfg=dict(max_per_split=batch))
+    else:
+        ds_cfg.update(data_root=data_roots['canvas'])
+    dataset = DATASETS.build(ds_cfg)
+    data = pseudo_collate([dataset[i] for i in range(batch)])
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    losses = []
+    for _ in range(steps):
+        log_vars = model.train_step(data, optim_wrapper)
+        losses.append(float(log_vars['loss']))
+    return losses, factor
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_loss_falls_on_a_fixed_batch(name, data_roots):
+    t0 = time.time()
+    losses, factor = _loss_curve(name, data_roots)
+    assert all(torch.isfinite(torch.tensor(losses))), losses
+    first, last = losses[0], min(losses[-3:])
+    assert last <= first / factor, (
+        f'{name}: loss {first:.3f} -> {last:.3f} in {len(losses)} steps, expected a fall by '
+        f'{factor}x ({time.time() - t0:.0f} s): {[round(v, 3) for v in losses]}')
