@@ -269,8 +269,19 @@ def test_config_check_and_errors(tmp_path):
 def test_refuses_pickled_code(tmp_path):
     src = str(tmp_path / 'evil.pth')
     torch.save(dict(model={'a': torch.zeros(1)}, extra=tmp_path), src)  # a Path object
-    with pytest.raises(SystemExit, match='weights-only'):
+    with pytest.raises(SystemExit, match='global pathlib.PosixPath .*loaded as weights only'):
         tool.main([src, str(tmp_path / 'out.pth')])
+
+
+@pytest.mark.parametrize('content,reason', [(b'', 'is empty'),
+                                            (b'not a checkpoint at all', 'not a PyTorch checkpoint')])
+def test_unreadable_file_is_named_without_unsafe_advice(tmp_path, content, reason):
+    src = tmp_path / 'bad.pth'
+    src.write_bytes(content)
+    with pytest.raises(SystemExit) as err:
+        tool.main([str(src), str(tmp_path / 'out.pth')])
+    assert str(src) in str(err.value) and reason in str(err.value)
+    assert 'weights_only=False' not in str(err.value)
 
 
 def test_released_sizes_key_counts():

@@ -265,11 +265,13 @@ def convert(state: Dict[str, Tensor]) -> Tuple['OrderedDict[str, Tensor]', dict]
 def load_upstream(path: str) -> Dict[str, Tensor]:
     """Read an upstream checkpoint as weights only; returns its model state dict."""
     import argparse as _argparse
-    try:
+    from mmspike.engine import CheckpointError, load_checkpoint_file
+    try:  # upstream's training scripts store their argparse.Namespace beside the weights
         with torch.serialization.safe_globals([_argparse.Namespace]):
-            ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise ConversionError(f'cannot load {path!r} as a weights-only checkpoint: {e}') from e
+            ckpt = load_checkpoint_file(path)
+    except (CheckpointError, FileNotFoundError) as e:
+        # (its message names the file and never suggests the unsafe weights_only=False)
+        raise ConversionError(f'cannot convert: {e}') from None
     if isinstance(ckpt, dict):
         for key in ('model', 'state_dict', 'module'):
             if isinstance(ckpt.get(key), dict):
