@@ -1,7 +1,7 @@
 from .checkpoint import (CheckpointError, load_checkpoint_file, load_state_dict_file,
-                         register_checkpoint_safe_globals)
+                         register_checkpoint_safe_globals, state_dict_mismatch)
 from .hooks import *  # noqa: F401,F403
-from .runner import SafeCheckpointHook, SpikeRunner, state_dict_mismatch
+from .runner import SafeCheckpointHook, SpikeRunner
 
 __all__ = ['CheckpointError', 'load_checkpoint_file', 'load_state_dict_file',
            'register_checkpoint_safe_globals', 'SafeCheckpointHook', 'SpikeRunner',

@@ -14,7 +14,7 @@ load weights-only. Checkpoints written by plain MMEngine are refused with the un
 import os
 import pickle
 import re
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -106,3 +106,34 @@ def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
     if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         raise ValueError(f'{path!r} holds no state dict of tensors')
     return ckpt
+
+
+#: How many keys of each kind a mismatch report names.
+NUM_KEYS_NAMED = 5
+
+
+def state_dict_mismatch(model: torch.nn.Module, state_dict: Dict[str, torch.Tensor],
+                        allow_missing: Optional[Callable[[str], bool]] = None) -> Optional[str]:
+    """Describe how ``state_dict`` differs from ``model.state_dict()`` (differently shaped,
+    missing and unexpected keys, the first :data:`NUM_KEYS_NAMED` of each), or None if it matches.
+
+    Args:
+        allow_missing (callable, optional): keys of the model for which it returns True may be
+            absent from ``state_dict`` (e.g. the classifier when loading a pre-trained encoder).
+            Defaults to None (every key must be there).
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict
+               and not (allow_missing is not None and allow_missing(k))]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+              for k, v in state_dict.items()
+              if k in own and hasattr(v, 'shape') and tuple(v.shape) != tuple(own[k].shape)]
+    parts = []
+    for what, keys in (('with a different shape', shapes), ('missing from the checkpoint', missing),
+                       ('unexpected (not in the model)', unexpected)):
+        if keys:
+            extra = len(keys) - NUM_KEYS_NAMED
+            more = f', ... ({extra} more)' if extra > 0 else ''
+            parts.append(f'{len(keys)} keys {what}: {", ".join(keys[:NUM_KEYS_NAMED])}{more}')
+    return '; '.join(parts) or None

@@ -14,29 +14,9 @@ from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_mod
 from torch import nn
 
 from mmspike.registry import HOOKS, RUNNERS
-from .checkpoint import CheckpointError, load_checkpoint_file
+from .checkpoint import CheckpointError, load_checkpoint_file, state_dict_mismatch
 
 #: how many keys of each kind a mismatch error names
-NUM_KEYS_NAMED = 5
-
-
-def state_dict_mismatch(model: nn.Module, state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
-    """Describe how ``state_dict`` differs from ``model.state_dict()`` (missing, unexpected and
-    differently shaped keys, the first :data:`NUM_KEYS_NAMED` of each), or None if it matches."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    shapes = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-              for k, v in state_dict.items()
-              if k in own and hasattr(v, 'shape') and tuple(v.shape) != tuple(own[k].shape)]
-    parts = []
-    for what, keys in (('with a different shape', shapes), ('missing from the checkpoint', missing),
-                       ('unexpected (not in the model)', unexpected)):
-        if keys:
-            extra = len(keys) - NUM_KEYS_NAMED
-            more = f', ... ({extra} more)' if extra > 0 else ''
-            parts.append(f'{len(keys)} keys {what}: {", ".join(keys[:NUM_KEYS_NAMED])}{more}')
-    return '; '.join(parts) or None
 
 
 @HOOKS.register_module()

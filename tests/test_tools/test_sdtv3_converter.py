@@ -246,7 +246,8 @@ def test_config_check_and_errors(tmp_path):
 
     # a model with another number of classes: shape mismatch reported by name
     cfg_file.write_text(f'model = {model_cfg("base", num_classes=5)!r}\n')
-    with pytest.raises(SystemExit, match=r'head\.fc\.weight: converted \(7, 80\)'):
+    with pytest.raises(SystemExit,
+                       match=r'head\.fc\.weight: checkpoint \(7, 80\) vs model \(5, 80\)'):
         tool.main([src, dst, '--config', str(cfg_file)])
 
     extra = OrderedDict(upstream, **{'block3.0.attn.extra_conv.weight': torch.zeros(1)})

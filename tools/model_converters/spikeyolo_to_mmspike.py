@@ -351,17 +351,11 @@ def convert(state: Dict[str, Tensor], blocks: Optional[List[str]] = None
 def check_against_config(state: Dict[str, Tensor], config: str) -> None:
     """Load ``state`` into the model of ``config`` with ``strict=True``; errors name the keys."""
     from mmspike.analysis.config_utils import build_model, load_config
+    from mmspike.engine.checkpoint import state_dict_mismatch
     model = build_model(load_config(config))
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = [f'{k}: converted {tuple(state[k].shape)} vs model {tuple(v.shape)}'
-              for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or shapes:
-        raise ConversionError(
-            f'the converted weights do not fit the model of {config}:\n'
-            f'  missing in the checkpoint: {missing[:20]}\n  not in the model: {unexpected[:20]}\n'
-            f'  shape mismatches: {shapes[:20]}')
+    problem = state_dict_mismatch(model, state)
+    if problem:
+        raise ConversionError(f'the converted weights do not fit the model of {config}: {problem}')
     model.load_state_dict(state, strict=True)
 
 
