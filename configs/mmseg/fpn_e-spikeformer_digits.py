@@ -18,12 +18,8 @@ model = dict(
     data_preprocessor=dict(mean=[127.5] * 3, std=[127.5] * 3, bgr_to_rgb=False, size=(64, 64)),
     backbone=dict(arch='2m'),
     neck=dict(in_channels=[24, 48, 96, 128], out_channels=width, norm_cfg=norm_cfg),
-    # background (88% of the labelled pixels) weighs 0.2 in the loss, so that a short schedule
-    # does not settle on predicting background everywhere; no dropout
-    decode_head=dict(in_channels=[width] * 4, channels=width, num_classes=11, norm_cfg=norm_cfg,
-                     dropout_ratio=0.0,
-                     loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
-                                      loss_weight=1.0, class_weight=[0.2] + [1.0] * 10)))
+    decode_head=dict(in_channels=[width] * 4, channels=width, num_classes=11,
+                     norm_cfg=norm_cfg))
 
 max_iters = 500
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
