@@ -15,6 +15,7 @@ _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     './_base_/models/spikeformer-19m_fpn.py',
     './_base_/datasets/digit_canvas_instance.py',
+    './_base_/schedules/digit_canvas_6e.py',
     './_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmspike.models', 'mmspike.datasets'], allow_failed_imports=False)
@@ -37,19 +38,5 @@ model.update(
                    rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100), rcnn=dict(max_per_img=20)))
 
-max_epochs = 6
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0.0),
-    clip_grad=dict(max_norm=10.0, norm_type=2))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5, by_epoch=True, begin=0,
-         end=max_epochs),
-]
-default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=max_epochs))
+default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=6))
 randomness = dict(seed=0)

@@ -11,6 +11,7 @@
 # 300-epoch SGD + mosaic recipe, no EMA.
 _base_ = [
     './_base_/datasets/digit_canvas_instance.py',
+    './_base_/schedules/digit_canvas_6e.py',
     './_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['mmspike.models', 'mmspike.datasets'], allow_failed_imports=False)
@@ -61,19 +62,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(metric='bbox')
 test_evaluator = val_evaluator
 
-max_epochs = 6
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
-    clip_grad=dict(max_norm=10.0, norm_type=2))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5, by_epoch=True, begin=0,
-         end=max_epochs),
-]
-default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=max_epochs))
+optim_wrapper = dict(optimizer=dict(lr=2e-3), paramwise_cfg=dict(bias_decay_mult=0.0))
+
+default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=6))
 randomness = dict(seed=0)
