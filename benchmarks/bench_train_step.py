@@ -1,7 +1,7 @@
 """E-SpikeFormer training step and inference: mmspike's fast path against the plain path.
 
 Both paths run the same model object with the same weights; only the execution mode differs
-(:func:`mmspike.models.execution.execution_mode`): the plain path is the upstream-style
+(:func:`mmspike.models.set_execution_mode`, set once on each model copy): the plain path is the upstream-style
 computation (clamp/round neuron keeping its float input, ``(Q K^T) V`` attention, no fusion),
 the fast path fuses neurons (C kernel on the CPU, Triton on CUDA), keeps spikes as bytes for
 backward and picks the cheaper attention order. Their outputs and gradients are bit-identical
@@ -49,7 +49,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_backbone import build_classifier  # noqa: E402
 
-from mmspike.models.execution import execution_mode  # noqa: E402
+from mmspike.models.execution import execution_mode, set_execution_mode  # noqa: E402
 from mmspike.models.layers import fuse_conv_bn  # noqa: E402
 from mmspike.models.neurons import MultiSpike, kernels, round_half_up  # noqa: E402
 
@@ -125,11 +125,12 @@ def data(args: argparse.Namespace):
 def train_step_fn(model: nn.Module, opt: torch.optim.Optimizer, x, y,
                   mode: str) -> Callable[[], None]:
 
+    set_execution_mode(model, mode)  # per-model state: set once, outside the timed step
+
     def step() -> None:
-        with execution_mode(mode):
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
 
     return step
 
@@ -160,9 +161,10 @@ def bench_infer(args) -> Dict[str, List[float]]:
             fuse_conv_bn(model)
         if cl:
             model = model.to(memory_format=torch.channels_last)
+        set_execution_mode(model, mode)
 
-        def run(model=model, mode=mode) -> None:
-            with torch.no_grad(), execution_mode(mode):
+        def run(model=model) -> None:
+            with torch.no_grad():
                 model(x)
 
         fns[name] = run
@@ -205,7 +207,7 @@ def memory_probe(args) -> None:
     for p in model.parameters():  # gradients and optimizer state exist before the step
         p.grad = torch.zeros_like(p)
     opt.step()
-    with torch.no_grad(), execution_mode(mode):
+    with torch.no_grad(), execution_mode(model, mode):
         model(x[:1])  # loads the kernel library
     step = train_step_fn(model, opt, x, y, mode)
     cuda = args.device.startswith('cuda')
@@ -248,7 +250,6 @@ def bench_neuron(args) -> Dict[str, float]:
     g = torch.Generator().manual_seed(2)
     u0 = (torch.randn(1, n, generator=g) * 3).to(args.device)
     grad = torch.randn(1, n, generator=g).to(args.device)
-    neuron = MultiSpike(max_spikes=D)
 
     def naive(u):  # what one writes with autograd only: clamp saves u, STE round
         c = u.clamp(0, D)
@@ -256,8 +257,10 @@ def bench_neuron(args) -> Dict[str, float]:
 
     def path(mode, backend=None):
 
+        neuron = MultiSpike(max_spikes=D, execution_mode=mode)
+
         def f(u):
-            with execution_mode(mode), kernels.use_backend(backend):
+            with kernels.use_backend(backend):
                 return neuron(u)
 
         return f

@@ -66,7 +66,7 @@ def _spike_calls(model):
 
 
 def _run(model, x, mode):
-    with execution_mode(mode), torch.no_grad():
+    with execution_mode(model, mode), torch.no_grad():
         calls, handles = _spike_calls(model)
         out = model(x, mode='tensor')
         for h in handles:

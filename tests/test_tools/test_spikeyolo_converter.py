@@ -51,7 +51,7 @@ def _forward(model, x, mode):
     def hook(mod, inputs, out):
         calls.append((out.numel(), int(torch.round(out.detach().double() * mod.norm).sum())))
 
-    with execution_mode(mode), torch.no_grad():
+    with execution_mode(model, mode), torch.no_grad():
         handles = [m.register_forward_hook(hook) for m in model.modules()
                    if isinstance(m, IntegerNeuron)]
         cls_scores, bbox_preds = model.bbox_head(model.extract_feat(x))

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmspike.registry import MODELS
-from ..execution import is_fast_path
+from ..execution import ExecutionModeMixin
 from ..neurons import build_neuron
 from .fused import spike_convs
 from .time import fold_time, unfold_time
@@ -157,7 +157,7 @@ def build_projection(kind: str, in_channels: int, out_channels: int, bias: bool 
 
 
 @MODELS.register_module()
-class SpikeDrivenAttention(nn.Module):
+class SpikeDrivenAttention(ExecutionModeMixin, nn.Module):
     """Spike-driven multi-head self-attention on ``[T, B, C, H, W]`` maps (no softmax).
 
     ::
@@ -186,8 +186,11 @@ class SpikeDrivenAttention(nn.Module):
         attn_neuron (dict, optional): Neuron on the attention output. Defaults to ``neuron``
             (Spikformer and Meta-SpikeFormer use a LIF with threshold 0.5).
         order (str): ``'auto'``, ``'qk_first'`` or ``'kv_first'`` (see :func:`spike_attention`)
-            on the fast execution path; the plain path (:func:`mmspike.models.plain_path`)
-            always computes ``(Q K^T) V``, as the upstream code does. Defaults to ``'auto'``.
+            on the fast execution path; the plain path always computes ``(Q K^T) V``, as the
+            upstream code does. Defaults to ``'auto'``.
+        execution_mode (str, optional): ``'fast'`` or ``'plain'`` (:mod:`mmspike.models.execution`;
+            :func:`~mmspike.models.set_execution_mode` changes it on a whole model, neurons
+            included). Defaults to None: the construction default.
 
     On the fast path the input neuron runs fused with the Q/K/V projections' first convs and the
     attention neuron with the output projection (:func:`~mmspike.models.layers.spike_convs`),
@@ -198,8 +201,10 @@ class SpikeDrivenAttention(nn.Module):
                  projection: str = 'linear', proj_bias: bool = False,
                  scale: Optional[float] = None,
                  neuron: Optional[dict] = dict(type='MultiSpike'),
-                 attn_neuron: Optional[dict] = None, order: str = 'auto') -> None:
+                 attn_neuron: Optional[dict] = None, order: str = 'auto',
+                 execution_mode: Optional[str] = None) -> None:
         super().__init__()
+        self.init_execution_mode(execution_mode)
         if num_heads < 1 or channels % num_heads:
             raise ValueError(f'num_heads={num_heads} must divide channels={channels}')
         if isinstance(value_ratio, bool) or not isinstance(value_ratio, int) or value_ratio < 1:
@@ -252,7 +257,7 @@ class SpikeDrivenAttention(nn.Module):
                                           (self.q_conv, self.k_conv, self.v_conv))
         q, k, v = self.q_neuron(q), self.k_neuron(k), self.v_neuron(v)
         order = 'qk_first'  # the plain path: always (Q K^T) V, as upstream
-        if is_fast_path():
+        if self.fast_path:
             order = self.order if self.order != 'auto' else cheaper_attention_order(
                 H * W, self.channels // self.num_heads, v.shape[2] // self.num_heads)
         if order == 'kv_first' and not torch.overrides._is_torch_function_mode_enabled():

@@ -21,7 +21,7 @@ from typing import Iterator, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from ..execution import is_fast_path
+from ..execution import ExecutionModeMixin
 from . import kernels
 
 ROUND_MODES = ('half_up', 'half_even', 'floor_plus_half')
@@ -168,7 +168,7 @@ def expand_to_binary(u: Tensor, max_spikes: int, round_mode: str = 'half_up') ->
     return torch.stack(spikes).to(u.dtype)
 
 
-class BaseNeuron(nn.Module):
+class BaseNeuron(ExecutionModeMixin, nn.Module):
     """Base of all mmspike neurons: the multi-step charge / fire / reset loop.
 
     Subclasses implement :meth:`fire` (membrane potential -> spikes in integer units).
@@ -181,11 +181,15 @@ class BaseNeuron(nn.Module):
         detach_reset (bool): Whether the reset term carries no gradient. Defaults to True.
         norm (float): The emitted spikes are divided by ``norm`` (1 keeps raw integers).
             Defaults to 1.
+        execution_mode (str, optional): ``'fast'`` or ``'plain'`` (:mod:`..execution`; changed
+            later by :func:`~mmspike.models.set_execution_mode`). Defaults to None:
+            :func:`~mmspike.models.execution.default_execution_mode`.
     """
 
     def __init__(self, leak: float = 0.0, reset: str = 'soft', detach_reset: bool = True,
-                 norm: float = 1.0) -> None:
+                 norm: float = 1.0, execution_mode: Optional[str] = None) -> None:
         super().__init__()
+        self.init_execution_mode(execution_mode)
         # ValueError, not assert: the checks must hold under python -O too
         if isinstance(leak, bool) or not isinstance(leak, (int, float)) or not 0.0 <= leak <= 1.0:
             raise ValueError(f'leak must be a number in [0, 1], got {leak!r}')
@@ -302,11 +306,14 @@ class IntegerNeuron(BaseNeuron):
         leak (float): Membrane leak over real time steps. Defaults to 0.
         reset (str): Defaults to ``'soft'``.
         detach_reset (bool): Defaults to True.
+        execution_mode (str, optional): ``'fast'`` or ``'plain'``. Defaults to None (the
+            construction default, see :class:`BaseNeuron`).
     """
 
     def __init__(self, max_spikes: int = 4, norm: Optional[float] = None,
                  round_mode: str = 'half_up', grad_window: str = 'closed', leak: float = 0.0,
-                 reset: str = 'soft', detach_reset: bool = True) -> None:
+                 reset: str = 'soft', detach_reset: bool = True,
+                 execution_mode: Optional[str] = None) -> None:
         if isinstance(max_spikes, bool) or not isinstance(max_spikes, int) or max_spikes < 1:
             raise ValueError(f'max_spikes (D) must be an integer >= 1, got {max_spikes!r}')
         if norm is None:
@@ -317,7 +324,8 @@ class IntegerNeuron(BaseNeuron):
             raise ValueError(f'round_mode must be one of {ROUND_MODES}, got {round_mode!r}')
         if grad_window not in GRAD_WINDOWS:
             raise ValueError(f'grad_window must be one of {GRAD_WINDOWS}, got {grad_window!r}')
-        super().__init__(leak=leak, reset=reset, detach_reset=detach_reset, norm=norm)
+        super().__init__(leak=leak, reset=reset, detach_reset=detach_reset, norm=norm,
+                         execution_mode=execution_mode)
         self.max_spikes = max_spikes
         self.round_mode = round_mode
         self.grad_window = grad_window
@@ -328,7 +336,7 @@ class IntegerNeuron(BaseNeuron):
     def fire(self, u: Tensor) -> Tensor:
         if self.spike_driven:
             return self._fire_binary(u)
-        if is_fast_path():
+        if self.fast_path:
             return fused_fire(u, self.max_spikes, 1.0, ROUND_CODES[self.round_mode],
                               self.grad_window == 'open')
         return plain_fire(u, self.max_spikes, ROUND_CODES[self.round_mode],
@@ -339,7 +347,7 @@ class IntegerNeuron(BaseNeuron):
         fused firing pass (fast path, no temporal state, not spike-driven, float input of at
         least 2-D); None otherwise.
         """
-        if (self.spike_driven or not is_fast_path() or x.dim() < 2
+        if (self.spike_driven or not self.fast_path or x.dim() < 2
                 or not x.is_floating_point() or not (x.shape[0] == 1 or self.leak == 0.0)):
             return None
         return (self.max_spikes, self.norm, ROUND_CODES[self.round_mode],

@@ -17,9 +17,10 @@ class MultiSpike(IntegerNeuron):
     """
 
     def __init__(self, max_spikes: int = 4, norm: Optional[float] = None,
-                 round_mode: str = 'half_up', grad_window: str = 'closed') -> None:
+                 round_mode: str = 'half_up', grad_window: str = 'closed',
+                 execution_mode: Optional[str] = None) -> None:
         super().__init__(max_spikes=max_spikes, norm=norm, round_mode=round_mode,
-                         grad_window=grad_window, leak=0.0)
+                         grad_window=grad_window, leak=0.0, execution_mode=execution_mode)
 
 
 @MODELS.register_module()
@@ -31,6 +32,8 @@ class ILIF(IntegerNeuron):
     """
 
     def __init__(self, max_spikes: int = 4, norm: Optional[float] = 1.0, leak: float = 0.25,
-                 round_mode: str = 'half_up', grad_window: str = 'closed') -> None:
+                 round_mode: str = 'half_up', grad_window: str = 'closed',
+                 execution_mode: Optional[str] = None) -> None:
         super().__init__(max_spikes=max_spikes, norm=norm, round_mode=round_mode,
-                         grad_window=grad_window, leak=leak, reset='soft', detach_reset=True)
+                         grad_window=grad_window, leak=leak, reset='soft', detach_reset=True,
+                         execution_mode=execution_mode)

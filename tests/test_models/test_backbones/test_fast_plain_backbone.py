@@ -16,7 +16,7 @@ def _train_step(model, x, mode):
     """Outputs, input gradient, parameter gradients and buffers after one backward."""
     model = copy.deepcopy(model).train()
     x = x.detach().clone().requires_grad_()
-    with execution_mode(mode):
+    with execution_mode(model, mode):
         outs = model(x)
         loss = sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs)
         loss.backward()
@@ -74,7 +74,7 @@ def test_fast_path_keeps_less_for_backward():
             return t
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
-                execution_mode(mode):
+                execution_mode(model, mode):
             model(x)
         kept[mode] = sum(storages.values())
     assert kept['fast'] < 0.5 * kept['plain'], kept
@@ -101,7 +101,7 @@ def test_observers_see_every_neuron_on_the_fast_path():
     x = torch.randn(1, 3, 64, 64)
     stats = {}
     for mode in ('plain', 'fast'):
-        with torch.no_grad(), execution_mode(mode), NeuronFiringRecorder(model) as rec:
+        with torch.no_grad(), execution_mode(model, mode), NeuronFiringRecorder(model) as rec:
             out = model(x)[0]
         stats[mode] = (out, {k: (v.spikes, v.numel, v.calls) for k, v in rec.stats.items()})
     assert torch.equal(stats['plain'][0], stats['fast'][0])

@@ -12,7 +12,7 @@ from mmspike.models.layers.attention import SpikeDrivenAttention
 @pytest.mark.parametrize('T', [1, 2])
 def test_attention_empty_batch(path, order, T):
     attn = SpikeDrivenAttention(channels=32, num_heads=4, order=order)
-    with execution_mode(path):
+    with execution_mode(attn, path):
         out = attn(torch.randn(T, 0, 32, 4, 5))
         assert out.shape == (T, 0, 32, 4, 5)
         # same module, a real batch: unchanged behaviour
@@ -23,7 +23,7 @@ def test_attention_empty_batch(path, order, T):
 def test_backbone_empty_batch(path):
     from mmspike.models.backbones import ESpikeFormer
     model = ESpikeFormer(arch='2m', T=1).eval()
-    with execution_mode(path), torch.no_grad():
+    with execution_mode(model, path), torch.no_grad():
         outs = model(torch.randn(0, 3, 32, 32))
         full = model(torch.randn(2, 3, 32, 32))
     assert [o.shape[1] for o in outs] == [0] * len(outs)

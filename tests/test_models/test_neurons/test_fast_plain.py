@@ -8,8 +8,7 @@ import textwrap
 import pytest
 import torch
 
-from mmspike.models import (execution_mode, fast_path, get_execution_mode, is_fast_path,
-                            plain_path, set_execution_mode)
+from mmspike.models import execution_mode, get_execution_mode, set_execution_mode
 from mmspike.models.neurons import ILIF, IntegerNeuron, MultiSpike, kernels, set_finite_check
 
 # Boundaries (0, D, ties k + 0.5, -0.0), out-of-range values, NaN, then random values.
@@ -28,7 +27,7 @@ def _fwd_bwd(neuron, x, mode):
     # non-finite check (which raises; tested in test_nonfinite.py) is off here.
     set_finite_check(neuron, False)
     x = x.detach().clone().requires_grad_()
-    with execution_mode(mode):
+    with execution_mode(neuron, mode):
         out = neuron(x)
     g = torch.linspace(-2, 3, out.numel(), dtype=out.dtype).view_as(out)
     out.backward(g)
@@ -39,25 +38,48 @@ def _same(a, b):
     torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
 
 
-def test_switch_and_context_managers():
-    assert get_execution_mode() == 'fast' and is_fast_path()
-    with plain_path():
-        assert get_execution_mode() == 'plain' and not is_fast_path()
-        with fast_path():
-            assert is_fast_path()
-        assert not is_fast_path()
-    assert is_fast_path()
-    previous = set_execution_mode('plain')
-    try:
-        assert previous == 'fast' and get_execution_mode() == 'plain'
-    finally:
-        set_execution_mode(previous)
-    with pytest.raises(ValueError, match="execution mode must be one of .*got 'turbo'"):
-        set_execution_mode('turbo')
-    with pytest.raises(RuntimeError):  # the context manager restores on error
-        with plain_path():
+def test_mode_is_per_module_state_set_by_a_visitor(monkeypatch):
+    from mmspike.models.layers import SpikeDrivenAttention
+    a = torch.nn.Sequential(MultiSpike(), SpikeDrivenAttention(8, num_heads=2))
+    b = torch.nn.Sequential(MultiSpike(), ILIF())
+    assert get_execution_mode(a) == get_execution_mode(b) == {'fast'}
+    # the attention and its 5 neurons, plus the first neuron
+    assert set_execution_mode(a, 'plain') == 7
+    assert get_execution_mode(a) == {'plain'} and get_execution_mode(b) == {'fast'}
+    # two models of one process in different modes: each computes on its own path
+    x = torch.randn(1, 1, 4, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.dtype) or t,
+                                                  lambda t: t):
+        a[0](x), b[0](x)
+    assert saved == [torch.float32, torch.bool]
+    # the context manager gives each module its own previous mode back, also on an error
+    b[1].execution_mode = 'plain'
+    with pytest.raises(RuntimeError):
+        with execution_mode(b, 'plain'):
+            assert get_execution_mode(b) == {'plain'}
             raise RuntimeError
-    assert is_fast_path()
+    assert (b[0].execution_mode, b[1].execution_mode) == ('fast', 'plain')
+    with execution_mode(b, 'fast'):
+        assert get_execution_mode(b) == {'fast'}
+    assert (b[0].execution_mode, b[1].execution_mode) == ('fast', 'plain')
+    with pytest.raises(ValueError, match="execution mode must be one of .*got 'turbo'"):
+        set_execution_mode(a, 'turbo')
+    with pytest.raises(ValueError, match="execution mode must be one of .*got 'turbo'"):
+        MultiSpike(execution_mode='turbo')
+    assert MultiSpike(execution_mode='plain').execution_mode == 'plain'
+    # the environment variable sets the construction default only; a forward never reads it
+    monkeypatch.setenv('MMSPIKE_EXECUTION_MODE', 'plain')
+    n = MultiSpike()
+    assert n.execution_mode == 'plain' and MultiSpike(execution_mode='fast').fast_path
+    monkeypatch.setenv('MMSPIKE_EXECUTION_MODE', 'turbo')
+    saved.clear()
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.dtype) or t,
+                                                  lambda t: t):
+        n(x)
+    assert saved == [torch.float32]
+    with pytest.raises(ValueError, match='MMSPIKE_EXECUTION_MODE must be one of'):
+        MultiSpike()
 
 
 @pytest.mark.parametrize('round_mode', ['half_up', 'half_even'])
@@ -116,8 +138,7 @@ def test_backward_keeps_one_byte_per_element():
         saved = []
         with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t,
                                                       lambda t: t):
-            with execution_mode(mode):
-                MultiSpike()(x)
+            MultiSpike(execution_mode=mode)(x)
         assert [(t.dtype, t.numel()) for t in saved] == [(kept, x.numel())], mode
     with torch.no_grad():  # inference keeps nothing and skips the mask
         assert not MultiSpike()(x).requires_grad

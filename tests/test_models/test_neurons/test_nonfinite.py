@@ -45,10 +45,10 @@ def test_every_neuron_raises_on_nonfinite_current(name, mode, bad, T):
     set_spike_driven(neuron, driven)
     x = current(T, bad, index=(T - 1, 1, 2, 3, 4))  # the last step: after any temporal loop
     for requires_grad in (False, True):
-        with execution_mode(path), kernels.use_backend(backend):
+        with execution_mode(neuron, path), kernels.use_backend(backend):
             with pytest.raises(FloatingPointError, match='non-finite'):
                 neuron(x.clone().requires_grad_(requires_grad))
-        with execution_mode(path), kernels.use_backend(backend):
+        with execution_mode(neuron, path), kernels.use_backend(backend):
             neuron(torch.randn(T, 2, 3, 5, 6).requires_grad_(requires_grad))  # finite: fine
 
 
@@ -70,7 +70,7 @@ def test_one_inf_pixel_stops_an_espikeformer(path):
     from mmspike.models.backbones import ESpikeFormer
     model = ESpikeFormer(arch='2m', T=1).eval()
     x = torch.randn(2, 3, 32, 32)
-    with execution_mode(path), torch.no_grad():
+    with execution_mode(model, path), torch.no_grad():
         model(x)  # finite input: fine
         x[1, 2, 7, 9] = math.inf
         with pytest.raises(FloatingPointError, match='non-finite'):

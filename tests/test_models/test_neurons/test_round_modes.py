@@ -34,9 +34,9 @@ def _fire_all_paths(mode, u):
     neuron = MultiSpike(D, norm=1, round_mode=mode)
     x = u.view(1, -1)
     outs = {}
-    with execution_mode('plain'):
+    with execution_mode(neuron, 'plain'):
         outs['plain'] = neuron(x)
-    with execution_mode('fast'):
+    with execution_mode(neuron, 'fast'):
         outs['fast'] = neuron(x)
         with kernels.use_backend('torch'):
             outs['fast-torch'] = neuron(x)
