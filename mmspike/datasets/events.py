@@ -239,7 +239,8 @@ def load_events(path: PathLike,
                 sensor_size: Optional[Sequence[int]] = None,
                 sort: bool = False, allow_empty: bool = False) -> Events:
     """Read an event file by its suffix: ``.npz`` (compact t/x/y/p), ``.bin`` (ATIS/N-MNIST) or
-    ``.aedat4`` (AEDAT 4.0, the polarity events of its first event stream).
+    ``.aedat4`` (AEDAT 4.0, the polarity events of its first event stream) or ``.aedat`` (jAER
+    AEDAT 2.0 with DVS128 addresses, or cAER AEDAT 3.1: :mod:`mmspike.datasets.aedat_legacy`).
 
     Args:
         path (PathLike): The file.
@@ -256,9 +257,12 @@ def load_events(path: PathLike,
     if suffix == '.aedat4':
         from .aedat4 import load_aedat4_events
         return load_aedat4_events(path, sensor_size, sort=sort, allow_empty=allow_empty)
+    if suffix == '.aedat':
+        from .aedat_legacy import load_aedat_legacy
+        return load_aedat_legacy(path, sensor_size, sort=sort, allow_empty=allow_empty)
     raise EventFileError(f'{path}: unsupported event file suffix {suffix!r}; expected '
-                         "'.npz' (t, x, y, p arrays), '.bin' (ATIS/N-MNIST) or '.aedat4' "
-                         '(AEDAT 4.0)')
+                         "'.npz' (t, x, y, p arrays), '.bin' (ATIS/N-MNIST), '.aedat' (AEDAT "
+                         "2.0 / 3.1, DVS128 addresses) or '.aedat4' (AEDAT 4.0)")
 
 
 def save_npz_events(path: PathLike, events: Events, compress: bool = True) -> None:
