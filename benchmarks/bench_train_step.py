@@ -255,15 +255,10 @@ def bench_neuron(args) -> Dict[str, float]:
         c = u.clamp(0, D)
         return (c + (round_half_up(c) - c).detach()) / norm
 
-    def path(mode, backend=None):
-
+    def path(mode, backend='auto'):
         neuron = MultiSpike(max_spikes=D, execution_mode=mode)
-
-        def f(u):
-            with kernels.use_backend(backend):
-                return neuron(u)
-
-        return f
+        neuron.kernel_backend = backend  # per-module state, set once outside the timed call
+        return neuron
 
     impls = {'naive autograd composition': naive, 'plain path': path('plain'),
              'fast path, torch ops': path('fast', 'torch'),

@@ -7,7 +7,10 @@ conv's input for the weight gradient, the window bit gives the neuron's gradient
 composition keeps the float membrane (for ``clamp``) *and* the float spikes (for the conv): eight
 bytes per element instead of one. Forward and gradients are bit-identical to it: the convs and
 their backward run the same ATen kernels on the same values, and the gradients of convs sharing
-one input are summed in autograd's order.
+one input are summed in autograd's order. Under autocast (bf16 / fp16, the ``--amp`` training
+path) the convs run in the autocast dtype forward and backward, as the plain composition runs
+them, while the spikes stay exact integer counts in the same one-byte code; the kernels run on
+the neuron's ``kernel_backend``.
 
 :func:`fuse_conv_bn` folds inference BatchNorms into the preceding convs.
 """
@@ -44,15 +47,21 @@ def _fusable_conv(conv: nn.Module) -> bool:
 class _SpikeConvs(torch.autograd.Function):
 
     @staticmethod
-    def forward(ctx, x: Tensor, spec: tuple, geometry: tuple, *params: Optional[Tensor]):
+    def forward(ctx, x: Tensor, spec: tuple, geometry: tuple, backend: str,
+                *params: Optional[Tensor]):
         D, norm, rounding, open_window = spec
         weights, biases = params[0::2], params[1::2]
         s, code = kernels.fire_forward(x, D, norm, rounding, open_window,
-                                       code='full' if any(ctx.needs_input_grad) else None)
+                                       code='full' if any(ctx.needs_input_grad) else None,
+                                       backend=backend)
+        # Under autocast F.conv2d casts its inputs to the autocast dtype here, as in the plain
+        # composition; backward repeats those casts (it runs outside autocast).
         outs = tuple(F.conv2d(s, w, b, *geo) for w, b, geo in zip(weights, biases, geometry))
         del s  # only the code bytes outlive the forward
-        ctx.spec, ctx.geometry, ctx.dtype = spec, geometry, x.dtype
+        ctx.spec, ctx.geometry, ctx.dtype, ctx.backend = spec, geometry, x.dtype, backend
+        ctx.conv_dtypes = tuple(o.dtype for o in outs)
         ctx.has_bias = tuple(b is not None for b in biases)
+        ctx.bias_dtypes = tuple(None if b is None else b.dtype for b in biases)
         ctx.save_for_backward(code, *weights)
         return outs
 
@@ -60,7 +69,7 @@ class _SpikeConvs(torch.autograd.Function):
     def backward(ctx, *grads: Optional[Tensor]):
         code, *weights = ctx.saved_tensors
         norm = ctx.spec[1]
-        s = kernels.decode_spikes(code, norm, ctx.dtype)
+        s = kernels.decode_spikes(code, norm, ctx.dtype, backend=ctx.backend)
         need_x = ctx.needs_input_grad[0]
         param_grads: List[Optional[Tensor]] = [None] * (2 * len(weights))
         grad_s = None
@@ -71,20 +80,24 @@ class _SpikeConvs(torch.autograd.Function):
             if g is None:
                 continue
             stride, padding, dilation, groups = ctx.geometry[i]
-            w = weights[i]
-            mask = [need_x, ctx.needs_input_grad[3 + 2 * i],
-                    ctx.has_bias[i] and ctx.needs_input_grad[4 + 2 * i]]
+            w, cdt = weights[i], ctx.conv_dtypes[i]
+            mask = [need_x, ctx.needs_input_grad[4 + 2 * i],
+                    ctx.has_bias[i] and ctx.needs_input_grad[5 + 2 * i]]
+            # The conv's own dtype (autocast's), then each gradient back to its tensor's dtype:
+            # what autograd does through the casts of the plain composition.
             gi, gw, gb = torch.ops.aten.convolution_backward(
-                g, s, w, [w.shape[0]] if ctx.has_bias[i] else None, stride, padding, dilation,
-                False, [0] * len(stride), groups, mask)
-            param_grads[2 * i], param_grads[2 * i + 1] = gw, gb
+                g.to(cdt), s.to(cdt), w.to(cdt), [w.shape[0]] if ctx.has_bias[i] else None,
+                stride, padding, dilation, False, [0] * len(stride), groups, mask)
+            param_grads[2 * i] = None if gw is None else gw.to(w.dtype)
+            param_grads[2 * i + 1] = None if gb is None else gb.to(ctx.bias_dtypes[i])
             if need_x:
+                gi = gi.to(ctx.dtype)
                 grad_s = gi if grad_s is None else grad_s + gi
         del s
         # grad_s is this function's own temporary: mask it in place (one allocation less)
-        grad_x = kernels.fire_backward(grad_s, code, norm, inplace=True) \
+        grad_x = kernels.fire_backward(grad_s, code, norm, inplace=True, backend=ctx.backend) \
             if grad_s is not None else None
-        return (grad_x, None, None, *param_grads)
+        return (grad_x, None, None, None, *param_grads)
 
 
 def spike_convs(x: Tensor, neuron: nn.Module,
@@ -107,10 +120,6 @@ def spike_convs(x: Tensor, neuron: nn.Module,
     """
     if not isinstance(neuron, IntegerNeuron) or x.dim() != 5:
         return None
-    # Under autocast the conv runs in reduced precision while a custom Function's backward runs
-    # outside autocast; the unfused modules handle mixed precision correctly.
-    if torch.is_autocast_enabled(x.device.type):
-        return None
     spec = neuron.fused_spec(x)
     if spec is None or spec[0] > kernels.MAX_CODED_SPIKES:
         return None
@@ -122,7 +131,7 @@ def spike_convs(x: Tensor, neuron: nn.Module,
         params += [c.weight, c.bias]
         geometry.append((tuple(c.stride), tuple(c.padding), tuple(c.dilation), c.groups))
     xf, _ = fold_time(x)
-    return _SpikeConvs.apply(xf, spec, tuple(geometry), *params)
+    return _SpikeConvs.apply(xf, spec, tuple(geometry), neuron.kernel_backend, *params)
 
 
 # ----------------------------------------------------------------------------- BN folding

@@ -67,27 +67,30 @@ class _FusedFire(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u: Tensor, max_spikes: int, norm: float, rounding: int,
-                open_window: bool) -> Tensor:
+                open_window: bool, backend: str) -> Tensor:
         out, window = kernels.fire_forward(u, max_spikes, norm, rounding, open_window,
-                                           code='window')
+                                           code='window', backend=backend)
         ctx.save_for_backward(window)
-        ctx.norm = norm
+        ctx.norm, ctx.backend = norm, backend
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         (window, ) = ctx.saved_tensors
-        return kernels.fire_backward(grad, window, ctx.norm), None, None, None, None
+        return (kernels.fire_backward(grad, window, ctx.norm, backend=ctx.backend), None, None,
+                None, None, None)
 
 
 def fused_fire(u: Tensor, max_spikes: int, norm: float = 1.0, rounding: int = 1,
-               open_window: bool = False) -> Tensor:
+               open_window: bool = False, backend: str = 'auto') -> Tensor:
     """Fast-path integer firing ``round(clamp(u, 0, D)) / norm`` (rounding code of
     :data:`ROUND_CODES`, True = half up; straight-through gradient on the window ``[0, D]``, or
-    ``(0, D)`` with ``open_window``); no saved state without grad."""
+    ``(0, D)`` with ``open_window``) with kernel ``backend`` (:mod:`.kernels`); no saved state
+    without grad."""
     if torch.is_grad_enabled() and u.requires_grad:
-        return _FusedFire.apply(u, max_spikes, float(norm), int(rounding), open_window)
-    return kernels.fire_forward(u, max_spikes, norm, int(rounding), open_window, code=None)[0]
+        return _FusedFire.apply(u, max_spikes, float(norm), int(rounding), open_window, backend)
+    return kernels.fire_forward(u, max_spikes, norm, int(rounding), open_window, code=None,
+                                backend=backend)[0]
 
 
 class _PlainFire(torch.autograd.Function):
@@ -293,6 +296,9 @@ class IntegerNeuron(BaseNeuron):
     same in both modes; :attr:`last_binary` keeps the last train and :attr:`binary_spike_count` counts
     every binary spike emitted since the counter was reset, for SOP accounting and checks.
 
+    **Kernel backend**: on the fast path the firing runs on :attr:`kernel_backend` (``'auto'`` or
+    a backend of :mod:`.kernels`), state of the neuron set by :func:`set_kernel_backend`.
+
     Args:
         max_spikes (int): D, the most spikes per step. Defaults to 4.
         norm (float, optional): Output divisor. Defaults to ``max_spikes`` (outputs in [0, 1]);
@@ -333,12 +339,16 @@ class IntegerNeuron(BaseNeuron):
         self.last_binary: Optional[Tensor] = None
         self.binary_spike_count = 0
 
+    #: Fused-firing kernel backend of the fast path: ``'auto'`` or a name of
+    #: :func:`.kernels.backend_names` (:func:`set_kernel_backend`).
+    kernel_backend = 'auto'
+
     def fire(self, u: Tensor) -> Tensor:
         if self.spike_driven:
             return self._fire_binary(u)
         if self.fast_path:
             return fused_fire(u, self.max_spikes, 1.0, ROUND_CODES[self.round_mode],
-                              self.grad_window == 'open')
+                              self.grad_window == 'open', self.kernel_backend)
         return plain_fire(u, self.max_spikes, ROUND_CODES[self.round_mode],
                           self.grad_window == 'open')
 
@@ -358,7 +368,7 @@ class IntegerNeuron(BaseNeuron):
             spec = self.fused_spec(x)
             if spec is not None:  # one pass, the division by norm included
                 self.check_finite(x)
-                return fused_fire(x, *spec)
+                return fused_fire(x, *spec, backend=self.kernel_backend)
             return super().forward(x)
         self._trains = []
         out = super().forward(x)
@@ -490,3 +500,35 @@ def spike_driven(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for m, mode in previous:
             m.spike_driven = mode
+
+
+def set_kernel_backend(model: nn.Module, name: str = 'auto') -> int:
+    """Set the fused-firing kernel backend of every integer neuron of ``model``: ``'auto'`` (the
+    first backend of the table that applies and passes its probe) or a backend name of
+    :func:`.kernels.backend_names` (used where it applies; see :mod:`.kernels`).
+
+    Returns:
+        int: the number of neurons set.
+    """
+    kernels.check_backend_name(name)
+    n = 0
+    for m in integer_neurons(model):
+        m.kernel_backend = name
+        n += 1
+    return n
+
+
+@contextmanager
+def kernel_backend(model: nn.Module, name: str) -> Iterator[nn.Module]:
+    """Context manager: run ``model``'s integer neurons on kernel backend ``name`` (None: leave
+    them as they are); each neuron gets its own previous backend back afterwards."""
+    if name is None:
+        yield model
+        return
+    previous = [(m, m.kernel_backend) for m in integer_neurons(model)]
+    set_kernel_backend(model, name)
+    try:
+        yield model
+    finally:
+        for m, old in previous:
+            m.kernel_backend = old

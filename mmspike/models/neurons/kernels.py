@@ -8,21 +8,42 @@ The backward reads the gradient and the code byte and writes ``window ? grad / n
 conv fed by the spikes rebuilds them from the same byte (:func:`decode_spikes`), so neither the
 float input nor the float spikes are kept. A neuron alone keeps just the window (``bool``).
 
-Backends, picked per tensor (:func:`fire_backend`):
+**Backend table.** Kernels come from an explicit, ordered table of backends
+(:func:`backend_names`), then the torch ops, which always work:
 
-* ``'c'``: float32/float64 CPU tensors. A small C kernel (vectorised for AVX2/AVX-512 by GCC's
-  ``target_clones``, threads by OpenMP) built on first use with the system C compiler into a
-  per-user cache (``$MMSPIKE_KERNEL_CACHE`` or ``~/.cache/mmspike``) and loaded with ctypes; no
-  PyTorch headers, so the build takes well under a second. ``MMSPIKE_CPU_KERNEL=0`` disables it.
-* ``'triton'``: float32/float16/bfloat16 CUDA tensors when Triton is installed (optional).
-* ``'torch'``: everything else (and whenever a backend is unavailable): the same arithmetic as a
-  few fused-by-hand torch ops.
+* ``'c'``: float32/float64 CPU tensors only. A small C kernel (vectorised for AVX2/AVX-512 by
+  GCC's ``target_clones``, threads by OpenMP) built on first use with the system C compiler
+  (``$CC``, default gcc) into a per-user cache (``$MMSPIKE_KERNEL_CACHE`` or ``~/.cache/mmspike``)
+  and loaded with ctypes; no PyTorch headers, so the build takes well under a second.
+* ``'triton'``: float32/float16/bfloat16 CUDA tensors when Triton is installed (imported on first
+  use); launched under ``torch.cuda.device(t.device)``, so a model on a GPU that is not the
+  current device runs there. ``TRITON_INTERPRET=1`` runs it on CPU tensors (tests).
+* ``'torch'``: the same arithmetic as a few fused-by-hand torch ops; the reference.
+
+**Capability probe.** Before a backend first serves a (device, dtype) and kernel variant, it is
+built and run on a small tensor of boundary values (0, D, ties, -0.0, NaN, out of range, random)
+and its forward, backward and decoded spikes must equal the torch ops on the same device exactly
+(NaN matching NaN). A build error, a launch error or a mismatch disables that backend for that
+(device, dtype) with ONE warning naming the backend, device, dtype and cause; the next backend
+of the table (the torch ops at the latest) is used from then on.
+
+**Which backend.** Each integer neuron holds its choice in ``neuron.kernel_backend`` (``'auto'``
+or a backend name), set on a whole model by :func:`~mmspike.models.neurons.set_kernel_backend`
+or for a block by the :func:`~mmspike.models.neurons.kernel_backend` context manager; the
+kernel functions take it as their ``backend`` argument. ``'auto'`` takes the first backend of the
+table that applies to the tensor and passes its probe; a named backend is used where it applies
+(its device and dtypes) and passes, else the automatic choice. Environment variables, read ONCE
+when the table is built (first use, or :func:`rebuild_backend_table`), never per call:
+
+* ``MMSPIKE_KERNELS_DISABLE=triton,c``: forbid backends (even when a module names them);
+* ``MMSPIKE_KERNEL_BACKEND=torch`` (or ``c``, ``triton``): what ``'auto'`` means;
+* ``MMSPIKE_CPU_KERNEL=0``: the older spelling of ``MMSPIKE_KERNELS_DISABLE=c``.
 
 All backends compute exactly what the plain path computes on the same device (clamp, round half-up
 via ``floor + (frac >= 0.5)``, half to even, or ``floor(c + 0.5)`` with the sum rounded in the
 input dtype (upstream's large family), then the division by ``norm`` as torch does it:
 a true division in float32/float64 on the CPU, a multiplication by the float32 reciprocal on
-CUDA), so the spikes are bit-identical to it.
+CUDA), so the spikes are bit-identical to it; the probe checks exactly that.
 """
 import ctypes
 import hashlib
@@ -33,8 +54,7 @@ import sys
 import tempfile
 import threading
 import warnings
-from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -127,9 +147,6 @@ _C_FLAGS = ['-O3', '-shared', '-fPIC', '-fopenmp', '-fno-math-errno', '-fno-trap
             '-ffp-contract=off']
 _C_SUFFIX = {torch.float32: 'f32', torch.float64: 'f64'}
 
-_lib = None
-_lib_error: Optional[str] = None
-_lib_lock = threading.Lock()
 
 
 def _cache_dir() -> str:
@@ -139,125 +156,427 @@ def _cache_dir() -> str:
     return os.path.join(root, 'kernels')
 
 
-def _build_c_library() -> ctypes.CDLL:
-    cc = os.environ.get('CC', 'gcc')
-    key = hashlib.sha256('\0'.join([_C_SOURCE, cc, *_C_FLAGS, platform.machine(),
-                                    sys.platform]).encode()).hexdigest()[:16]
-    cache = _cache_dir()
-    path = os.path.join(cache, f'fire_{key}.so')
-    if not os.path.exists(path):
-        os.makedirs(cache, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            src = os.path.join(tmp, 'fire.c')
-            with open(src, 'w') as f:
-                f.write(_C_SOURCE)
-            so = os.path.join(tmp, 'fire.so')
-            proc = subprocess.run([cc, *_C_FLAGS, src, '-o', so, '-lm'], capture_output=True,
-                                  text=True, timeout=120)
-            if proc.returncode != 0:
-                raise RuntimeError(f'{cc} failed: {proc.stderr.strip()[-2000:]}')
-            os.replace(so, path)  # atomic: concurrent builders never see a partial file
-    lib = ctypes.CDLL(path)
-    vp, i64, f64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
-    for suf in _C_SUFFIX.values():
-        getattr(lib, f'fire_fwd_{suf}').argtypes = [vp, vp, vp, i64, f64, f64, i32, i32, i32,
-                                                    i32]
-        getattr(lib, f'fire_bwd_{suf}').argtypes = [vp, vp, vp, i64, f64, i32, i32]
-        getattr(lib, f'fire_dec_{suf}').argtypes = [vp, vp, i64, f64, i32]
-    return lib
-
-
-def _c_library() -> Optional[ctypes.CDLL]:
-    """The CPU kernel library, built on first use; None (once warned) if it cannot be built."""
-    global _lib, _lib_error
-    if _lib is not None or _lib_error is not None:
-        return _lib
-    with _lib_lock:
-        if _lib is None and _lib_error is None:
-            if os.environ.get('MMSPIKE_CPU_KERNEL', '1') == '0':
-                _lib_error = 'disabled by MMSPIKE_CPU_KERNEL=0'
-            else:
-                try:
-                    _lib = _build_c_library()
-                except Exception as e:  # no compiler, read-only home, ...: fall back to torch
-                    _lib_error = f'{type(e).__name__}: {e}'
-                    warnings.warn('mmspike: the fused CPU neuron kernel is unavailable '
-                                  f'({_lib_error}); using torch ops instead')
-    return _lib
-
-
-# ------------------------------------------------------------------------------- Triton (CUDA)
-try:  # optional dependency
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - depends on the environment
-    triton = None
-
-if triton is not None:
-
-    @triton.jit
-    def _tl_fire_fwd(u_ptr, out_ptr, code_ptr, n, D, inv, RMODE: tl.constexpr,
-                     OPEN: tl.constexpr, CODE: tl.constexpr, BLOCK: tl.constexpr):
-        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        inb = offs < n
-        x = tl.load(u_ptr + offs, mask=inb, other=0.0).to(tl.float32)
-        c = tl.where(x > D, D, x)
-        c = tl.where(x < 0.0, 0.0, c)
-        fl = tl.floor(c)
-        frac = c - fl
-        if RMODE == 1:
-            r = fl + tl.where(frac >= 0.5, 1.0, 0.0)
-        elif RMODE == 2:  # floor(c + 0.5) with the sum rounded to the input dtype, as torch does
-            r = tl.floor((c + 0.5).to(u_ptr.dtype.element_ty).to(tl.float32))
-        else:  # half to even, exactly: up if frac > 0.5, or frac == 0.5 and floor is odd
-            half = fl * 0.5
-            odd = (half - tl.floor(half)) != 0.0
-            r = fl + tl.where((frac > 0.5) | ((frac == 0.5) & odd), 1.0, 0.0)
-        tl.store(out_ptr + offs, (r * inv).to(out_ptr.dtype.element_ty), mask=inb)
-        if CODE != 0:
-            if OPEN:
-                w = 1 - ((x <= 0.0) | (x >= D)).to(tl.int32)
-            else:
-                w = 1 - ((x < 0.0) | (x > D)).to(tl.int32)
-            if CODE == 1:
-                w = tl.where(r == r, r, 0.0).to(tl.int32) | (w << 7)
-            tl.store(code_ptr + offs, w.to(tl.uint8), mask=inb)
-
-    @triton.jit
-    def _tl_fire_bwd(g_ptr, code_ptr, gin_ptr, n, inv, WBIT: tl.constexpr,
-                     BLOCK: tl.constexpr):
-        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        inb = offs < n
-        g = tl.load(g_ptr + offs, mask=inb, other=0.0).to(tl.float32)
-        code = tl.load(code_ptr + offs, mask=inb, other=0).to(tl.int32)
-        v = tl.where((code & WBIT) != 0, g * inv, 0.0)
-        tl.store(gin_ptr + offs, v.to(gin_ptr.dtype.element_ty), mask=inb)
-
-    @triton.jit
-    def _tl_fire_dec(code_ptr, s_ptr, n, inv, BLOCK: tl.constexpr):
-        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        inb = offs < n
-        code = tl.load(code_ptr + offs, mask=inb, other=0).to(tl.int32)
-        s = (code & 0x7F).to(tl.float32) * inv
-        tl.store(s_ptr + offs, s.to(s_ptr.dtype.element_ty), mask=inb)
-
-
 def _cuda_reciprocal(norm: float) -> float:
     """``1 / norm`` as CUDA's ``tensor / scalar`` uses it: PyTorch multiplies by the float32
     reciprocal there (it divides on the CPU), so the Triton kernels do the same."""
     return float(torch.tensor(1.0, dtype=torch.float32) / torch.tensor(norm, dtype=torch.float32))
 
 
+# ------------------------------------------------------------------------------------ backends
+class KernelBackend:
+    """One entry of the backend table: kernels writing into preallocated outputs.
+
+    Subclasses set :attr:`name`, implement :meth:`supports`, :meth:`load` (build / import; raise
+    on failure) and the three kernels. The table calls :meth:`load` once, runs the probe, and
+    only then the kernels; the kernels see dense tensors of one layout and ``n > 0`` elements.
+    """
+
+    name = ''
+
+    def supports(self, device: torch.device, dtype: torch.dtype) -> bool:
+        raise NotImplementedError
+
+    def load(self) -> None:
+        raise NotImplementedError
+
+    def probe_norms(self, device: torch.device) -> Tuple[float, ...]:
+        """The ``norm`` values the probe checks (3 is inexact as a reciprocal)."""
+        return (1.0, 4.0, 3.0)
+
+    def forward(self, u: Tensor, out: Tensor, code: Optional[Tensor], max_spikes: int,
+                norm: float, rounding: int, open_window: bool, full: bool) -> None:
+        raise NotImplementedError
+
+    def backward(self, grad: Tensor, code: Tensor, gin: Tensor, norm: float, wbit: int) -> None:
+        raise NotImplementedError
+
+    def decode(self, code: Tensor, s: Tensor, norm: float) -> None:
+        raise NotImplementedError
+
+
+class CKernelBackend(KernelBackend):
+    """The C kernel (CPU, float32/float64), built with ``cc`` from ``source``.
+
+    Args:
+        name (str): Table name. Defaults to ``'c'``.
+        source (str): C source defining ``fire_{fwd,bwd,dec}_{f32,f64}``. Defaults to mmspike's.
+        cc (str, optional): Compiler. Defaults to ``$CC`` or ``gcc`` (read at :meth:`load`).
+    """
+
+    def __init__(self, name: str = 'c', source: str = _C_SOURCE, cc: Optional[str] = None):
+        self.name, self.source, self.cc = name, source, cc
+        self.lib: Optional[ctypes.CDLL] = None
+
+    def supports(self, device: torch.device, dtype: torch.dtype) -> bool:
+        return device.type == 'cpu' and dtype in _C_SUFFIX  # CPU memory only: a device guard
+
+    def load(self) -> None:
+        if self.lib is not None:
+            return
+        cc = self.cc or os.environ.get('CC', 'gcc')
+        key = hashlib.sha256('\0'.join([self.source, cc, *_C_FLAGS, platform.machine(),
+                                        sys.platform]).encode()).hexdigest()[:16]
+        cache = _cache_dir()
+        path = os.path.join(cache, f'fire_{key}.so')
+        if not os.path.exists(path):
+            os.makedirs(cache, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=cache) as tmp:
+                src = os.path.join(tmp, 'fire.c')
+                with open(src, 'w') as f:
+                    f.write(self.source)
+                so = os.path.join(tmp, 'fire.so')
+                try:
+                    proc = subprocess.run([cc, *_C_FLAGS, src, '-o', so, '-lm'],
+                                          capture_output=True, text=True, timeout=120)
+                except OSError as e:
+                    raise RuntimeError(f'cannot run the C compiler {cc!r}: {e}') from None
+                if proc.returncode != 0:
+                    raise RuntimeError(f'{cc} failed: {proc.stderr.strip()[-1000:]}')
+                os.replace(so, path)  # atomic: concurrent builders never see a partial file
+        lib = ctypes.CDLL(path)
+        vp, i64, f64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
+        for suf in _C_SUFFIX.values():
+            getattr(lib, f'fire_fwd_{suf}').argtypes = [vp, vp, vp, i64, f64, f64, i32, i32,
+                                                        i32, i32]
+            getattr(lib, f'fire_bwd_{suf}').argtypes = [vp, vp, vp, i64, f64, i32, i32]
+            getattr(lib, f'fire_dec_{suf}').argtypes = [vp, vp, i64, f64, i32]
+        self.lib = lib
+
+    def forward(self, u, out, code, max_spikes, norm, rounding, open_window, full):
+        getattr(self.lib, f'fire_fwd_{_C_SUFFIX[u.dtype]}')(
+            u.data_ptr(), out.data_ptr(), None if code is None else code.data_ptr(), u.numel(),
+            float(max_spikes), float(norm), rounding, int(open_window), int(full),
+            torch.get_num_threads())
+
+    def backward(self, grad, code, gin, norm, wbit):
+        getattr(self.lib, f'fire_bwd_{_C_SUFFIX[grad.dtype]}')(
+            grad.data_ptr(), code.data_ptr(), gin.data_ptr(), grad.numel(), float(norm), wbit,
+            torch.get_num_threads())
+
+    def decode(self, code, s, norm):
+        getattr(self.lib, f'fire_dec_{_C_SUFFIX[s.dtype]}')(
+            code.data_ptr(), s.data_ptr(), code.numel(), float(norm), torch.get_num_threads())
+
+
 _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _TRITON_BLOCK = 1024
 
 
-def _triton_usable(device: torch.device, dtype: torch.dtype) -> bool:
-    if triton is None or dtype not in _TRITON_DTYPES:
-        return False
-    # The interpreter (TRITON_INTERPRET=1, set before importing triton) runs the kernels on the
-    # CPU: that is how the tests check them on a machine without a GPU.
-    return device.type == 'cuda' or os.environ.get('TRITON_INTERPRET') == '1'
+class TritonKernelBackend(KernelBackend):
+    """The Triton kernels (:mod:`.triton_kernels`; CUDA, float32/float16/bfloat16)."""
+
+    name = 'triton'
+
+    def __init__(self) -> None:
+        self.tk = None
+
+    def supports(self, device: torch.device, dtype: torch.dtype) -> bool:
+        if dtype not in _TRITON_DTYPES:
+            return False
+        # The interpreter (TRITON_INTERPRET=1, set before Triton is imported) runs the kernels on
+        # CPU tensors: that is how the tests check them on a machine without a GPU.
+        return device.type == 'cuda' or (device.type == 'cpu'
+                                         and os.environ.get('TRITON_INTERPRET') == '1')
+
+    def load(self) -> None:
+        if self.tk is None:
+            from . import triton_kernels  # imports Triton (optional dependency)
+            self.tk = triton_kernels
+
+    def probe_norms(self, device: torch.device) -> Tuple[float, ...]:
+        # On CPU tensors (interpreter) the kernels keep CUDA's reciprocal, which the CPU torch
+        # ops do not use: only the norms whose reciprocal is exact can match there.
+        return (1.0, 4.0, 3.0) if device.type == 'cuda' else (1.0, 4.0)
+
+    @staticmethod
+    def _launch(kernel, tensors: tuple, scalars: tuple, **constexprs) -> None:
+        n = tensors[0].numel()
+        grid = ((n + _TRITON_BLOCK - 1) // _TRITON_BLOCK, )
+        device = tensors[0].device
+        if device.type == 'cuda':
+            with torch.cuda.device(device):  # device guard: launch where the data is
+                kernel[grid](*tensors, n, *scalars, **constexprs, BLOCK=_TRITON_BLOCK)
+        else:
+            kernel[grid](*tensors, n, *scalars, **constexprs, BLOCK=_TRITON_BLOCK)
+
+    def forward(self, u, out, code, max_spikes, norm, rounding, open_window, full):
+        kind = 0 if code is None else (1 if full else 2)
+        buf = out if code is None else code.view(torch.uint8)
+        self._launch(self.tk.fire_fwd, (u, out, buf),
+                     (float(max_spikes), _cuda_reciprocal(norm)), RMODE=rounding,
+                     OPEN=bool(open_window), CODE=kind)
+
+    def backward(self, grad, code, gin, norm, wbit):
+        self._launch(self.tk.fire_bwd, (grad, code.view(torch.uint8), gin),
+                     (_cuda_reciprocal(norm), ), WBIT=wbit)
+
+    def decode(self, code, s, norm):
+        self._launch(self.tk.fire_dec, (code, s), (_cuda_reciprocal(norm), ))
+
+
+# ------------------------------------------------------------------------------- torch ops
+def _round(x: Tensor, rounding: int) -> Tensor:
+    if rounding == 1:
+        fl = torch.floor(x)
+        return fl + (x - fl >= 0.5).to(x.dtype)
+    if rounding == 2:
+        return torch.floor(x + 0.5)
+    return torch.round(x)
+
+
+def _torch_forward(u: Tensor, max_spikes: int, norm: float, rounding: int, open_window: bool,
+                   code: Optional[str]) -> Tuple[Tensor, Optional[Tensor]]:
+    r = _round(u.clamp(0, max_spikes), rounding)
+    out = r / norm if norm != 1.0 else r
+    if code is None:
+        return out, None
+    window = ~((u <= 0) | (u >= max_spikes)) if open_window else \
+        ~((u < 0) | (u > max_spikes))
+    if code == 'window':
+        return out, window
+    return out, torch.nan_to_num(r, nan=0.0).to(torch.uint8) | (window.to(torch.uint8) << 7)
+
+
+def _torch_backward(grad: Tensor, code: Tensor, norm: float, inplace: bool) -> Tensor:
+    window = code if code.dtype == torch.bool else code >= WINDOW_BIT
+    if inplace:
+        if norm != 1.0:
+            grad.div_(norm)
+        return grad.masked_fill_(~window, 0)
+    g = grad / norm if norm != 1.0 else grad
+    return torch.where(window, g, torch.zeros((), dtype=g.dtype, device=g.device))
+
+
+def _torch_decode(code: Tensor, norm: float, dtype: torch.dtype) -> Tensor:
+    s = (code & COUNT_BITS).to(dtype)
+    return s / norm if norm != 1.0 else s
+
+
+# ------------------------------------------------------------------------------- the table
+#: Boundary values of the probe (D = 4): 0, -0.0, D, ties, just below a tie, out of range, NaN.
+_PROBE_SPECIAL = [-1.0, -0.0, 0.0, 0.25, 0.5, 1.0, 1.5, 2.5, 3.5, 3.9999, 4.0, 4.5, 10.0,
+                  0.49999997, float('nan')]
+_PROBE_D = 4
+ENV_DISABLE = 'MMSPIKE_KERNELS_DISABLE'
+ENV_BACKEND = 'MMSPIKE_KERNEL_BACKEND'
+
+
+def _exact(a: Tensor, b: Tensor) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and bool(
+        ((a == b) | (torch.isnan(a) & torch.isnan(b)) if a.is_floating_point()
+         else a == b).all())
+
+
+class _BackendTable:
+    """The ordered backends, what the environment forbids or forces (read once, here), and the
+    probe results; thread-safe."""
+
+    def __init__(self, backends: Sequence[KernelBackend]) -> None:
+        self.backends: Dict[str, KernelBackend] = {}
+        for b in backends:
+            self.add(b)
+        disable = [n.strip() for n in os.environ.get(ENV_DISABLE, '').split(',') if n.strip()]
+        if os.environ.get('MMSPIKE_CPU_KERNEL', '1') == '0':
+            disable.append('c')
+        for n in disable:
+            if n not in self.backends:
+                raise ValueError(f'{ENV_DISABLE} names {n!r}, not a kernel backend; '
+                                 f'backends: {list(self.backends)}')
+        self.disabled = set(disable)
+        default = os.environ.get(ENV_BACKEND, 'auto')
+        if default != 'auto' and default not in self.names():
+            raise ValueError(f'{ENV_BACKEND} must be auto or one of {self.names()}, '
+                             f'got {default!r}')
+        self.default = default
+        self.lock = threading.RLock()
+        self.failed: Dict[Tuple[str, torch.device, torch.dtype], str] = {}
+        self.passed: set = set()
+        self.resolved: Dict[tuple, str] = {}
+        self.load_errors: Dict[str, str] = {}
+
+    def add(self, backend: KernelBackend, first: bool = False) -> None:
+        if not backend.name or backend.name in ('auto', 'torch'):
+            raise ValueError(f'a kernel backend needs a name other than auto/torch, '
+                             f'got {backend.name!r}')
+        if backend.name in getattr(self, 'backends', {}):
+            raise ValueError(f'kernel backend {backend.name!r} is already registered')
+        items = list(self.backends.items())
+        entry = (backend.name, backend)
+        self.backends = dict([entry] + items if first else items + [entry])
+        if hasattr(self, 'resolved'):
+            self.resolved.clear()
+
+    def names(self) -> List[str]:
+        return [*self.backends, 'torch']
+
+    def check_name(self, name: str) -> str:
+        if name != 'auto' and name not in self.backends and name != 'torch':
+            raise ValueError(f"kernel backend must be 'auto' or one of {self.names()}, "
+                             f'got {name!r}')
+        return name
+
+    def resolve(self, requested: str, device: torch.device, dtype: torch.dtype,
+                op: tuple) -> str:
+        key = (requested, device, dtype, op)
+        name = self.resolved.get(key)
+        if name is not None:
+            return name
+        self.check_name(requested)
+        with self.lock:
+            if requested == 'auto':
+                requested = self.default
+            order = list(self.backends)
+            if requested in self.backends:  # a named backend first, then the automatic order
+                order.remove(requested)
+                order.insert(0, requested)
+            failures = []
+            name = 'torch'
+            if requested != 'torch':
+                for n in order:
+                    if self._usable(self.backends[n], device, dtype, op, failures):
+                        name = n
+                        break
+            for n, cause in failures:  # each (backend, device, dtype) fails (and warns) once
+                warnings.warn(f'mmspike: the {n!r} neuron kernel backend fails on {device} '
+                              f'{dtype} ({cause}); using {name!r} ops instead there',
+                              stacklevel=4)
+            self.resolved[key] = name
+        return name
+
+    def _usable(self, b: KernelBackend, device, dtype, op, failures) -> bool:
+        if b.name in self.disabled or not b.supports(device, dtype):
+            return False
+        fkey = (b.name, device, dtype)
+        if fkey in self.failed:
+            return False
+        if (b.name, device, dtype, op) in self.passed:
+            return True
+        cause = self.load_errors.get(b.name)
+        if cause is None:
+            try:
+                b.load()
+            except Exception as e:  # no compiler, no Triton, read-only cache, ...
+                cause = self.load_errors[b.name] = f'build failed: {type(e).__name__}: {e}'
+        if cause is None:
+            try:
+                cause = _probe(b, device, dtype, op)
+            except Exception as e:  # compile or launch error
+                cause = f'kernel error: {type(e).__name__}: {str(e)[-1000:]}'
+        if cause is not None:
+            self.failed[fkey] = cause
+            failures.append((b.name, cause))
+            self.resolved.clear()  # other kernel variants resolved to it before: not any more
+            return False
+        self.passed.add((b.name, device, dtype, op))
+        return True
+
+
+def _probe(b: KernelBackend, device: torch.device, dtype: torch.dtype, op: tuple
+           ) -> Optional[str]:
+    """Run kernel variant ``op`` of ``b`` on a small tensor against the torch ops; the cause of
+    the first mismatch, or None."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.tensor(_PROBE_SPECIAL, dtype=torch.float64),
+                   torch.randn(300, generator=g, dtype=torch.float64) * 3]).to(dtype)
+    x = torch.cat([x, torch.nextafter(x, torch.full_like(x, 10.0))]).to(device)
+    grad = (torch.randn(x.shape, generator=g, dtype=torch.float64) * 2).to(dtype).to(device)
+    D = _PROBE_D
+    with torch.no_grad():
+        for norm in b.probe_norms(device):
+            if op[0] == 'fwd':
+                rounding, open_window, code = op[1:]
+                out, buf = torch.empty_like(x), None
+                if code is not None:
+                    buf = torch.empty_like(x, dtype=torch.bool if code == 'window'
+                                           else torch.uint8)
+                b.forward(x, out, buf, D, norm, rounding, open_window, code == 'full')
+                ref, ref_buf = _torch_forward(x, D, norm, rounding, open_window, code)
+                if not _exact(out, ref):
+                    return (f'forward (rounding {rounding}, open window {open_window}, '
+                            f'norm {norm}) differs from the torch ops')
+                if code is not None and not _exact(buf, ref_buf):
+                    return f'{code} code of the forward (norm {norm}) differs from the torch ops'
+            elif op[0] == 'bwd':
+                ref_code = _torch_forward(x, D, 1.0, 1, False, 'full')[1]
+                code = ref_code if op[1] == WINDOW_BIT else ref_code >= WINDOW_BIT
+                ref = _torch_backward(grad, code, norm, inplace=False)
+                gin = torch.empty_like(grad)
+                b.backward(grad, code, gin, norm, op[1])
+                g2 = grad.clone()
+                b.backward(g2, code, g2, norm, op[1])  # in place
+                if not (_exact(gin, ref) and _exact(g2, ref)):
+                    return f'backward (norm {norm}) differs from the torch ops'
+            else:
+                code = _torch_forward(x, D, 1.0, 1, False, 'full')[1]
+                s = torch.empty_like(code, dtype=dtype)
+                b.decode(code, s, norm)
+                if not _exact(s, _torch_decode(code, norm, dtype)):
+                    return f'decoded spikes (norm {norm}) differ from the torch ops'
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)  # surface asynchronous launch errors here
+    return None
+
+
+def _default_backends() -> List[KernelBackend]:
+    return [CKernelBackend(), TritonKernelBackend()]
+
+
+_TABLE: Optional[_BackendTable] = None
+_TABLE_LOCK = threading.Lock()
+
+
+def _table() -> _BackendTable:
+    table = _TABLE
+    if table is None:
+        table = rebuild_backend_table(_only_if_missing=True)
+    return table
+
+
+def rebuild_backend_table(_only_if_missing: bool = False) -> _BackendTable:
+    """Build the backend table afresh: default backends, the environment variables read now,
+    no probe results. Done automatically on first use; call it after changing the environment
+    (tests). Backends added by :func:`register_backend` are dropped."""
+    global _TABLE
+    with _TABLE_LOCK:
+        if not (_only_if_missing and _TABLE is not None):
+            _TABLE = _BackendTable(_default_backends())
+        return _TABLE
+
+
+def register_backend(backend: KernelBackend, first: bool = False) -> None:
+    """Add a backend to the table (after the built-in ones, or before them with ``first``); it
+    goes through the same probe. For tests and experimental kernels."""
+    table = _table()
+    with table.lock:
+        table.add(backend, first=first)
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a backend added by :func:`register_backend` (and its probe results)."""
+    table = _table()
+    with table.lock:
+        if name not in table.backends:
+            raise ValueError(f'no kernel backend {name!r}; backends: {list(table.backends)}')
+        del table.backends[name]
+        table.failed = {k: v for k, v in table.failed.items() if k[0] != name}
+        table.passed = {k for k in table.passed if k[0] != name}
+        table.load_errors.pop(name, None)
+        table.resolved.clear()
+
+
+def backend_names() -> List[str]:
+    """The names a module's ``kernel_backend`` may hold besides ``'auto'``, in table order."""
+    return _table().names()
+
+
+def check_backend_name(name: str) -> str:
+    """``name`` if it is ``'auto'`` or a backend of the table, else ``ValueError``."""
+    return _table().check_name(name)
+
+
+def backend_failures() -> Dict[Tuple[str, torch.device, torch.dtype], str]:
+    """The (backend, device, dtype) combinations that failed their probe, with the cause."""
+    return dict(_table().failed)
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -288,51 +607,17 @@ def _tracing() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
-BACKENDS = ('c', 'triton', 'torch')
-_forced: Optional[str] = None
+_FWD_ANY = ('fwd', 1, False, 'full')
 
 
-@contextmanager
-def use_backend(name: Optional[str]) -> Iterator[None]:
-    """Context manager: fire with backend ``name`` where it applies (``'torch'`` always does;
-    ``'c'`` and ``'triton'`` only for their devices and dtypes); None restores the automatic
-    choice. For benchmarks and tests."""
-    global _forced
-    if name is not None and name not in BACKENDS:
-        raise ValueError(f'backend must be one of {BACKENDS} or None, got {name!r}')
-    previous, _forced = _forced, name
-    try:
-        yield
-    finally:
-        _forced = previous
-
-
-def fire_backend(t: Tensor, dtype: Optional[torch.dtype] = None) -> str:
-    """The backend for ``t`` (or for a ``dtype`` tensor on ``t``'s device): ``'c'``,
-    ``'triton'`` or ``'torch'``."""
-    dtype = t.dtype if dtype is None else dtype
-    if _forced == 'torch' or _tracing():
+def fire_backend(t: Tensor, dtype: Optional[torch.dtype] = None, backend: str = 'auto',
+                 op: tuple = _FWD_ANY) -> str:
+    """The backend that fires a tensor like ``t`` (or a ``dtype`` tensor on ``t``'s device) when
+    ``backend`` is requested: ``'c'``, ``'triton'``, ``'torch'`` (or a registered name). Runs the
+    probe of kernel variant ``op`` (default: the half-up forward with code bytes) on first use."""
+    if _tracing():
         return 'torch'
-    if _forced == 'triton' and _triton_usable(t.device, dtype):
-        return 'triton'
-    if t.device.type == 'cpu' and dtype in _C_SUFFIX and _c_library() is not None:
-        return 'c'
-    if _triton_usable(t.device, dtype):
-        return 'triton'
-    return 'torch'
-
-
-def _round_half_up(x: Tensor) -> Tensor:
-    fl = torch.floor(x)
-    return fl + (x - fl >= 0.5).to(x.dtype)
-
-
-def _round(x: Tensor, rounding: int) -> Tensor:
-    if rounding == 1:
-        return _round_half_up(x)
-    if rounding == 2:
-        return torch.floor(x + 0.5)
-    return torch.round(x)
+    return _table().resolve(backend, t.device, t.dtype if dtype is None else dtype, op)
 
 
 CODE_KINDS = (None, 'full', 'window')
@@ -340,8 +625,8 @@ CODE_KINDS = (None, 'full', 'window')
 
 # ------------------------------------------------------------------------------------- kernels
 def fire_forward(u: Tensor, max_spikes: int, norm: float, rounding: int = 1,
-                 open_window: bool = False, code: Optional[str] = 'full'
-                 ) -> Tuple[Tensor, Optional[Tensor]]:
+                 open_window: bool = False, code: Optional[str] = 'full',
+                 backend: str = 'auto') -> Tuple[Tensor, Optional[Tensor]]:
     """``round(clamp(u, 0, D)) / norm`` in one pass, plus what backward needs.
 
     Args:
@@ -356,6 +641,8 @@ def fire_forward(u: Tensor, max_spikes: int, norm: float, rounding: int = 1,
         code (str, optional): ``'full'``: ``uint8`` code bytes (count and window bit);
             ``'window'``: a ``bool`` window mask; None: nothing (inference).
             Defaults to ``'full'``.
+        backend (str): ``'auto'`` or a backend name (see the module docstring). Defaults to
+            ``'auto'``.
 
     Returns:
         tuple[Tensor, Tensor | None]: spikes (``u``'s dtype and layout) and the code.
@@ -369,38 +656,23 @@ def fire_forward(u: Tensor, max_spikes: int, norm: float, rounding: int = 1,
     if code == 'full' and max_spikes > MAX_CODED_SPIKES:
         raise ValueError(f'code bytes hold spike counts up to {MAX_CODED_SPIKES}, '
                          f'got max_spikes={max_spikes}')
+    open_window = bool(open_window)
     if not _is_dense(u):
         u = u.contiguous()
-    code_dtype = torch.bool if code == 'window' else torch.uint8
-    backend = fire_backend(u)
-    if backend in ('c', 'triton'):
-        out = torch.empty_like(u)
-        buf = torch.empty_like(u, dtype=code_dtype) if code else None
-        n = u.numel()
-        if backend == 'c':
-            getattr(_lib, f'fire_fwd_{_C_SUFFIX[u.dtype]}')(
-                u.data_ptr(), out.data_ptr(), buf.data_ptr() if code else None, n,
-                float(max_spikes), float(norm), rounding, int(open_window),
-                int(code == 'full'), torch.get_num_threads())
-        elif n:
-            _tl_fire_fwd[(triton.cdiv(n, _TRITON_BLOCK), )](
-                u, out, out if buf is None else buf.view(torch.uint8), n, float(max_spikes),
-                _cuda_reciprocal(norm), RMODE=rounding, OPEN=bool(open_window),
-                CODE=CODE_KINDS.index(code), BLOCK=_TRITON_BLOCK)
-        return out, buf
-    c = u.clamp(0, max_spikes)
-    r = _round(c, rounding)
-    out = r / norm if norm != 1.0 else r
-    if code is None:
-        return out, None
-    window = ~((u <= 0) | (u >= max_spikes)) if open_window else \
-        ~((u < 0) | (u > max_spikes))
-    if code == 'window':
-        return out, window
-    return out, torch.nan_to_num(r, nan=0.0).to(torch.uint8) | (window.to(torch.uint8) << 7)
+    name = fire_backend(u, backend=backend, op=('fwd', rounding, open_window, code))
+    if name == 'torch':
+        return _torch_forward(u, max_spikes, norm, rounding, open_window, code)
+    out = torch.empty_like(u)
+    buf = torch.empty_like(u, dtype=torch.bool if code == 'window' else torch.uint8) \
+        if code else None
+    if u.numel():
+        _table().backends[name].forward(u, out, buf, max_spikes, norm, rounding, open_window,
+                                        code == 'full')
+    return out, buf
 
 
-def fire_backward(grad: Tensor, code: Tensor, norm: float, inplace: bool = False) -> Tensor:
+def fire_backward(grad: Tensor, code: Tensor, norm: float, inplace: bool = False,
+                  backend: str = 'auto') -> Tensor:
     """``grad / norm`` inside the window recorded in ``code`` (code bytes or a bool window
     mask from :func:`fire_forward`), 0 outside; one pass. ``inplace`` writes the result into
     ``grad`` when its layout allows (only for a gradient the caller owns)."""
@@ -411,42 +683,24 @@ def fire_backward(grad: Tensor, code: Tensor, norm: float, inplace: bool = False
     if not _same_layout(grad, code):
         code = torch.empty_like(grad, dtype=code.dtype).copy_(code)
     wbit = 1 if code.dtype == torch.bool else WINDOW_BIT
-    backend = fire_backend(grad)
-    if backend in ('c', 'triton'):
-        gin = grad if inplace else torch.empty_like(grad)
-        n = grad.numel()
-        if backend == 'c':
-            getattr(_lib, f'fire_bwd_{_C_SUFFIX[grad.dtype]}')(
-                grad.data_ptr(), code.data_ptr(), gin.data_ptr(), n, float(norm), wbit,
-                torch.get_num_threads())
-        elif n:
-            _tl_fire_bwd[(triton.cdiv(n, _TRITON_BLOCK), )](
-                grad, code.view(torch.uint8), gin, n, _cuda_reciprocal(norm), WBIT=wbit,
-                BLOCK=_TRITON_BLOCK)
-        return gin
-    window = code if code.dtype == torch.bool else code >= WINDOW_BIT
-    if inplace:
-        if norm != 1.0:
-            grad.div_(norm)
-        return grad.masked_fill_(~window, 0)
-    g = grad / norm if norm != 1.0 else grad
-    return torch.where(window, g, torch.zeros((), dtype=g.dtype, device=g.device))
+    name = fire_backend(grad, backend=backend, op=('bwd', wbit))
+    if name == 'torch':
+        return _torch_backward(grad, code, norm, inplace)
+    gin = grad if inplace else torch.empty_like(grad)
+    if grad.numel():
+        _table().backends[name].backward(grad, code, gin, norm, wbit)
+    return gin
 
 
-def decode_spikes(code: Tensor, norm: float, dtype: torch.dtype) -> Tensor:
+def decode_spikes(code: Tensor, norm: float, dtype: torch.dtype, backend: str = 'auto'
+                  ) -> Tensor:
     """The spikes ``count / norm`` stored in code bytes (same layout), in ``dtype``."""
     if code.dtype != torch.uint8:
         raise TypeError(f'decode_spikes needs uint8 code bytes, got {code.dtype}')
-    backend = fire_backend(code, dtype)
-    if backend in ('c', 'triton'):
-        s = torch.empty_like(code, dtype=dtype)
-        n = code.numel()
-        if backend == 'c':
-            getattr(_lib, f'fire_dec_{_C_SUFFIX[dtype]}')(code.data_ptr(), s.data_ptr(), n,
-                                                          float(norm), torch.get_num_threads())
-        elif n:
-            _tl_fire_dec[(triton.cdiv(n, _TRITON_BLOCK), )](code, s, n, _cuda_reciprocal(norm),
-                                                           BLOCK=_TRITON_BLOCK)
-        return s
-    s = (code & COUNT_BITS).to(dtype)
-    return s / norm if norm != 1.0 else s
+    name = fire_backend(code, dtype, backend=backend, op=('dec', ))
+    if name == 'torch':
+        return _torch_decode(code, norm, dtype)
+    s = torch.empty_like(code, dtype=dtype)
+    if code.numel():
+        _table().backends[name].decode(code, s, norm)
+    return s

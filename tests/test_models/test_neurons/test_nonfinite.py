@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmspike.models.execution import execution_mode
-from mmspike.models.neurons import (ILIF, LIF, IntegerNeuron, MultiSpike, kernels,
+from mmspike.models.neurons import (ILIF, LIF, IntegerNeuron, MultiSpike, kernel_backend,
                                     set_finite_check, set_spike_driven)
 
 BAD = [math.nan, math.inf, -math.inf]
@@ -45,10 +45,10 @@ def test_every_neuron_raises_on_nonfinite_current(name, mode, bad, T):
     set_spike_driven(neuron, driven)
     x = current(T, bad, index=(T - 1, 1, 2, 3, 4))  # the last step: after any temporal loop
     for requires_grad in (False, True):
-        with execution_mode(neuron, path), kernels.use_backend(backend):
+        with execution_mode(neuron, path), kernel_backend(neuron, backend):
             with pytest.raises(FloatingPointError, match='non-finite'):
                 neuron(x.clone().requires_grad_(requires_grad))
-        with execution_mode(neuron, path), kernels.use_backend(backend):
+        with execution_mode(neuron, path), kernel_backend(neuron, backend):
             neuron(torch.randn(T, 2, 3, 5, 6).requires_grad_(requires_grad))  # finite: fine
 
 

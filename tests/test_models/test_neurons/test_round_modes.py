@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from mmspike.models.execution import execution_mode
-from mmspike.models.neurons import MultiSpike, kernels, round_half_up, spike_driven
+from mmspike.models.neurons import (MultiSpike, kernel_backend, kernels, round_half_up,
+                                    spike_driven)
 
 D = 4
 UPSTREAM = {
@@ -38,7 +39,7 @@ def _fire_all_paths(mode, u):
         outs['plain'] = neuron(x)
     with execution_mode(neuron, 'fast'):
         outs['fast'] = neuron(x)
-        with kernels.use_backend('torch'):
+        with kernel_backend(neuron, 'torch'):
             outs['fast-torch'] = neuron(x)
         with spike_driven(neuron):
             outs['spike-driven'] = neuron(x)
