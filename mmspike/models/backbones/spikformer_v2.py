@@ -5,10 +5,18 @@ No code was released; this follows the paper's description, and the details it l
 choices made here (marked *choice*):
 
 * **Spiking Convolutional Stem (SCS)**: four blocks, each downsampling with a 2x2 stride-2 conv
-  (+BN) and adding a convolutional block shaped like the MLP block (two 3x3 spiking convs with a
-  residual). Widths D/8, D/4, D/2, D as in Spikformer V1's patch splitting; the first conv sees
-  the real-valued image. *choice*: the conv block's hidden width is ``stem_mlp_ratio * C`` with
-  ratio 1 (the paper keeps the parameter count close to V1's SPS).
+  (+BN) and adding a convolutional block shaped like the MLP block (two 3x3 spiking convs
+  ``C -> 4C -> C`` with a residual). Widths D/8, D/4, D/2, D as in Spikformer V1's patch
+  splitting; the first conv sees the real-valued image. The hidden ratio 4 (``stem_mlp_ratio``)
+  is the one with which the parameter counts equal the paper's (1000 classes): 8-512 51,545,064
+  (51.55M, the 80.38% model) and 16-768 172,278,760 (the abstract's "172M 16-layer" model,
+  81.10% at T=1 after self-supervised pre-training); with ratio 1 they would be 32.7M and 130.0M.
+  Sources: the 172M and 16 layers are in the paper's abstract; 51.55M for the 80.38% model is
+  the paper's ImageNet table as quoted by third-party leaderboards; the widths (512, 768) are
+  inferred here from those counts (the paper text available to this project does not name
+  them).
+* ``stem_strides``: an SCS block with stride 1 replaces its 2x2/2 conv by a 3x3 stride-1 conv
+  (*choice*, for 32x32 CIFAR images, where Spikformer V1 downsamples only twice: 8x8 tokens).
 * **Encoder**: ``depth`` blocks ``x + SSA(x)``, ``x + MLP(x)`` at stride 16. SSA: spike Q, K, V
   from 1x1 conv + BN, ``Q K^T V * 0.125`` without softmax (evaluated in the cheaper order), a LIF
   with threshold 0.5, then a biased 1x1 conv + BN. MLP ratio 4.
@@ -38,14 +46,18 @@ class SpikformerV2(BaseSpikeBackbone):
     (stride 16, width D).
 
     Args:
-        arch (str | dict): ``'8-384'``, ``'8-512'``, ``'8-768'`` (``depth-D``) or a dict with
-            ``embed_dims`` and ``depth`` and optionally ``num_heads`` (default ``D // 64``),
-            ``mlp_ratio`` (4) and ``stem_mlp_ratio`` (1). Defaults to ``'8-512'``.
+        arch (str | dict): ``'8-384'``, ``'8-512'``, ``'8-768'``, ``'16-768'`` (the 172M model),
+            ``'4-384'`` (CIFAR) (``depth-D``) or a dict with ``embed_dims`` and ``depth`` and
+            optionally ``num_heads`` (default ``D // 64``), ``mlp_ratio`` (4) and
+            ``stem_mlp_ratio`` (4). Defaults to ``'8-512'``.
         in_channels (int): Defaults to 3.
         T (int): Time steps of static images. Defaults to 4.
         neuron (dict): Defaults to a LIF with tau 2 and threshold 1.
         attn_neuron (dict, optional): Neuron on the attention output. Defaults to a LIF with
             threshold 0.5.
+        stem_strides (Sequence[int]): Stride (2 or 1) of each of the four SCS blocks.
+            Defaults to ``(2, 2, 2, 2)`` (stride 16, ImageNet); ``(1, 1, 2, 2)`` gives 8x8
+            tokens on 32x32 CIFAR images.
         out_indices (Sequence[int]): Defaults to ``(-1, )`` (the encoder output).
         frozen_stages (int): Defaults to -1.
         drop_path_rate (float): Stochastic depth over the encoder blocks. Defaults to 0.
@@ -55,6 +67,8 @@ class SpikformerV2(BaseSpikeBackbone):
         '8-384': dict(embed_dims=384, depth=8),
         '8-512': dict(embed_dims=512, depth=8),
         '8-768': dict(embed_dims=768, depth=8),
+        '16-768': dict(embed_dims=768, depth=16),
+        '4-384': dict(embed_dims=384, depth=4),
     }
     arch_keys = ('embed_dims', 'depth', 'num_heads', 'mlp_ratio', 'stem_mlp_ratio')
 
@@ -64,6 +78,7 @@ class SpikformerV2(BaseSpikeBackbone):
                  T: int = 4,
                  neuron: dict = _LIF,
                  attn_neuron: Optional[dict] = _LIF_ATTN,
+                 stem_strides: Sequence[int] = (2, 2, 2, 2),
                  out_indices: Sequence[int] = (-1, ),
                  frozen_stages: int = -1,
                  drop_path_rate: float = 0.0,
@@ -73,16 +88,20 @@ class SpikformerV2(BaseSpikeBackbone):
         dims, depth = arch['embed_dims'], arch['depth']
         if not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
+        stem_strides = tuple(stem_strides)
+        if len(stem_strides) != 4 or any(s not in (1, 2) for s in stem_strides):
+            raise ValueError(f'stem_strides must be four strides of 1 or 2, got {stem_strides}')
         self.arch = arch
         self.embed_dims = dims
 
         stem_channels = [dims // 8, dims // 4, dims // 2, dims]
         self.stages = nn.ModuleList()
         prev = in_channels
-        for i, c in enumerate(stem_channels):
+        for i, (c, s) in enumerate(zip(stem_channels, stem_strides)):
+            k, pad = (2, 0) if s == 2 else (3, 1)
             self.stages.append(nn.Sequential(
-                # 2x2/2 downsampling; the first conv receives the real-valued image.
-                SpikeConvBN(prev, c, 2, stride=2, padding=0, neuron=None if i == 0 else neuron),
+                # 2x2/2 downsampling (3x3/1 without); the first conv sees the real image.
+                SpikeConvBN(prev, c, k, stride=s, padding=pad, neuron=None if i == 0 else neuron),
                 SpikeConvBlock(c, mlp_ratio=arch['stem_mlp_ratio'], kernel_size=3, bias=False,
                                sepconv=None, neuron=neuron)))
             prev = c
@@ -92,11 +111,13 @@ class SpikformerV2(BaseSpikeBackbone):
             SpikeTransformerBlock(dims, num_heads=arch['num_heads'], mlp_ratio=arch['mlp_ratio'],
                                   attn_cfg=attn_cfg, neuron=neuron, attn_neuron=attn_neuron,
                                   drop_path=dpr[j]) for j in range(depth)]))
-        self._init_outputs(stem_channels + [dims], (2, 4, 8, 16, 16), out_indices, frozen_stages)
+        strides = [2**sum(s == 2 for s in stem_strides[:i + 1]) for i in range(4)]
+        self._init_outputs(stem_channels + [dims], strides + strides[-1:], out_indices,
+                           frozen_stages)
 
     def _parse_arch(self, arch: Union[str, dict]) -> dict:
         arch = self._check_arch(arch, ('embed_dims', 'depth'))
-        arch = dict(dict(mlp_ratio=4, stem_mlp_ratio=1), **arch)
+        arch = dict(dict(mlp_ratio=4, stem_mlp_ratio=4), **arch)
         dims = arch['embed_dims']
         if dims < 8 or dims % 8:
             raise ValueError(f'embed_dims must be a positive multiple of 8, got {dims}')
