@@ -185,7 +185,7 @@ def test_multispike_d8_attention_inputs():
 
 
 def test_spike_conv_trains_under_autocast():
-    # the fused neuron+conv must not be used where its backward would mix precisions
+    # the fused neuron+conv runs under autocast; its backward casts as autocast does
     from mmspike.models.layers import SpikeConvBN
     layer = SpikeConvBN(4, 4)
     x = (torch.randn(1, 2, 4, 8, 8) * 3).requires_grad_()
