@@ -1,0 +1,5 @@
+from .point_transforms import (NormalizePoints, PackPointsInputs, RandomScalePoints,
+                               RandomShiftPoints, SpikeVoxelCoding)
+
+__all__ = ['NormalizePoints', 'RandomScalePoints', 'RandomShiftPoints', 'SpikeVoxelCoding',
+           'PackPointsInputs']
