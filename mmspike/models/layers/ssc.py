@@ -8,7 +8,8 @@ out. SSC keeps the set of active sites fixed:
 * a stride-1 conv is *submanifold*: it reads active inputs only and writes active outputs only;
 * a strided conv keeps the output sites whose nearest input site (the kernel centre for odd
   ``padding = kernel_size // 2``, i.e. input ``(s*i, s*j)``) is active: the mask is downsampled
-  by nearest-neighbour sampling, ``mask[:, ::s, ::s]`` (:func:`downsample_mask`);
+  by nearest-neighbour sampling, ``mask[:, ::s, ::s]`` (:func:`downsample_mask`); a patchify
+  conv (kernel = stride, padding 0) uses the same rule (its block's first site);
 * :class:`SparseBatchNorm2d` takes its statistics over active sites and writes zeros elsewhere.
 
 Two interchangeable backends compute the same thing (outputs and gradients, up to float error):
@@ -324,9 +325,13 @@ class SparseConv2d(nn.Conv2d):
                              f'W, got {self.kernel_size}, {self.stride}, {self.padding}')
         if self.dilation != (1, 1) or self.padding_mode != 'zeros':
             raise ValueError('SparseConv2d supports dilation 1 and zero padding only')
-        if k % 2 != 1 or p != k // 2:
+        # A patchify conv (kernel = stride, no padding: Spikformer V2's 2x2/2 stem convs) reads
+        # only its own block; its output site is active iff the block's first site is.
+        patchify = k == s and p == 0
+        if not patchify and (k % 2 != 1 or p != k // 2):
             raise ValueError(f'SSC needs an odd kernel with padding kernel_size // 2 (the output '
-                             f'site sits on the kernel centre), got kernel {k}, padding {p}')
+                             f'site sits on the kernel centre) or kernel = stride with padding 0, '
+                             f'got kernel {k}, stride {s}, padding {p}')
         if self.groups not in (1, self.in_channels) or (
                 self.groups == self.in_channels != 1 and self.out_channels != self.in_channels):
             raise ValueError('SparseConv2d supports groups=1 or depthwise convs (groups = '
