@@ -26,7 +26,7 @@ choices made here (marked *choice*):
   tensors (SEW residuals) and fed their integer sums to the next layer.
 * *choice*: head dimension 64 (``num_heads = D / 64``), which the fixed scale 0.125 implies.
 """
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from torch import nn
 
@@ -114,6 +114,23 @@ class SpikformerV2(BaseSpikeBackbone):
         strides = [2**sum(s == 2 for s in stem_strides[:i + 1]) for i in range(4)]
         self._init_outputs(stem_channels + [dims], strides + strides[-1:], out_indices,
                            frozen_stages)
+
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """Layer id for layer-wise lr decay (``LearningRateDecayOptimWrapperConstructor``), MAE's
+        fine-tuning rule with the SCS as the patch embedding: the stem is layer 0, encoder block
+        ``j`` is layer ``j + 1``, anything outside the backbone (the head) is last.
+
+        Returns:
+            tuple[int, int]: the layer id and the number of layers.
+        """
+        encoder = len(self.stages) - 1
+        max_id = len(self.stages[encoder]) + 2
+        if not param_name.startswith(prefix):
+            return max_id - 1, max_id
+        parts = param_name[len(prefix):].split('.')
+        if parts[0] == 'stages' and int(parts[1]) == encoder:
+            return int(parts[2]) + 1, max_id
+        return 0, max_id
 
     def _parse_arch(self, arch: Union[str, dict]) -> dict:
         arch = self._check_arch(arch, ('embed_dims', 'depth'))
