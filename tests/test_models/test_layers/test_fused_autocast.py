@@ -63,7 +63,8 @@ def test_fused_spike_convs_under_autocast_equal_plain(dtype):
         spikes = neuron(x0)
     decoded = kernels.decode_spikes(fact[0], 3.0, torch.float32).view_as(x0)
     assert torch.equal(decoded, spikes)
-    assert torch.equal((fact[0] & kernels.COUNT_BITS).float().view_as(x0), torch.round(spikes * 3.0))
+    counts = (fact[0] & kernels.COUNT_BITS).float().view_as(x0)
+    assert torch.equal(counts, torch.round(spikes * 3.0))
 
 
 def test_autocast_saved_bytes_fast_vs_plain():

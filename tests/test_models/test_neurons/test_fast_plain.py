@@ -272,6 +272,7 @@ _SUBPROCESS_CHECK = textwrap.dedent('''
 ''' % SPECIAL[:-1])
 
 
+@pytest.mark.subprocess
 def test_fallbacks_and_triton_kernels_in_interpreter(tmp_path):
     pytest.importorskip('triton')
     env = dict(os.environ, TRITON_INTERPRET='1', CC=str(tmp_path / 'no-such-cc'),
