@@ -68,7 +68,7 @@ class SpikformerV2(BaseSpikeBackbone):
         '8-512': dict(embed_dims=512, depth=8),
         '8-768': dict(embed_dims=768, depth=8),
         '16-768': dict(embed_dims=768, depth=16),
-        '4-384': dict(embed_dims=384, depth=4),
+        '4-384': dict(embed_dims=384, depth=4, num_heads=12),
     }
     arch_keys = ('embed_dims', 'depth', 'num_heads', 'mlp_ratio', 'stem_mlp_ratio')
 
