@@ -2,10 +2,11 @@
 
     python tools/model_converters/spike_mae2backbone.py SRC.pth DST.pth [--config FINETUNE_CONFIG]
 
-``SRC.pth`` is a checkpoint of ``mmspike.SpikeMAE`` (as saved by ``tools/train.py``); ``DST.pth``
-gets ``{'state_dict': <the backbone.* tensors with the prefix stripped>, 'meta': ...}``, the file
-``mmspike.PretrainedBackboneHook`` loads into an ``ESpikeFormer`` by exact key. SSC conversion
-keeps every parameter name, so the keys are those of a plain ESpikeFormer.
+``SRC.pth`` is a checkpoint of ``mmspike.SpikeMAE`` or ``mmspike.SpikformerV2MIM`` (as saved by
+``tools/train.py``); ``DST.pth`` gets ``{'state_dict': <the backbone.* tensors with the prefix
+stripped>, 'meta': ...}``, the file ``mmspike.PretrainedBackboneHook`` loads into an
+``ESpikeFormer`` (``SpikformerV2``) by exact key. SSC conversion keeps every parameter name, so the
+keys are those of the plain backbone.
 
 With ``--config`` (the fine-tune config) the backbone of that config is built and the converted
 weights are loaded into it with every key checked; a missing or unexpected key is an error that

@@ -24,7 +24,8 @@ choices made here (marked *choice*):
 * *choice*: residuals are membrane shortcuts with the neuron at the start of each branch (as in
   all mmspike blocks), so every conv and matmul is fed by spikes; Spikformer V1 added spike
   tensors (SEW residuals) and fed their integer sums to the next layer.
-* *choice*: head dimension 64 (``num_heads = D / 64``), which the fixed scale 0.125 implies.
+* *choice*: head dimension 64 (``num_heads = D / 64``), which the fixed scale 0.125 implies;
+  ``'4-384'`` (CIFAR) has 12 heads, as Spikformer V1's released CIFAR model.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
