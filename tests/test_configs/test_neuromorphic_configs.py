@@ -25,7 +25,7 @@ def test_config_is_consistent(name, num_classes, dataset, T):
                                       allow_failed_imports=False)
     backbone = cfg.model.backbone
     assert backbone.type == 'mmspike.SpikformerV2' and backbone.in_channels == 2
-    assert backbone.T == T and dict(backbone.arch) == dict(embed_dims=256, depth=2)
+    assert backbone.T == T and dict(backbone.arch) == dict(embed_dims=256, depth=2, num_heads=16)
     assert cfg.model.head.num_classes == cfg.data_preprocessor.num_classes == num_classes
     assert cfg.model.head.in_channels == 256
     for loader, split in ((cfg.train_dataloader, 'train'), (cfg.val_dataloader, 'test'),
