@@ -1,10 +1,10 @@
 # Spikformer V2 on DVS128 Gesture (11 gestures, DVS128 128x128), T=16: the CIFAR10-DVS recipe
 # (./spikformer-v2_cifar10-dvs.py) with the release's split and a 200-epoch schedule (the released
 # Spikformer code has no DVS128 Gesture script; 200 epochs is this config's choice, not a
-# checked upstream value). One sample per labelled gesture of each recording (the labels csv rows, events
-# with start <= t < end), cut into 16 frames of equal event count; the test set is the release's
-# trials_to_test.txt (users 24-29), evaluated on every clip in order (deterministic). The paper's
-# accuracy is not checked here.
+# checked upstream value). One sample per labelled gesture of each recording (the labels csv
+# rows, events with start <= t < end), cut into 16 frames of equal event count; the test set is the
+# release's trials_to_test.txt (users 24-29), evaluated on every clip in order (deterministic).
+# The paper's accuracy is not checked here.
 #
 # Data layout (data/dvs_gesture/DvsGesture, the release unpacked): user*_*.aedat,
 # user*_*_labels.csv, trials_to_train.txt, trials_to_test.txt.

@@ -195,7 +195,8 @@ def decode_aedat31(data: bytes, data_offset: int,
                 f'{where}corrupt AEDAT 3.1 packet header {index} at byte {pos}: eventSize={size}, '
                 f'eventCapacity={cap}, eventNumber={number}, eventValid={valid}, '
                 f'eventTSOverflow={overflow} (need size > 0, 0 <= valid <= number <= capacity)')
-        start, end = pos + AEDAT31_PACKET_HEADER_BYTES, pos + AEDAT31_PACKET_HEADER_BYTES + cap * size
+        start = pos + AEDAT31_PACKET_HEADER_BYTES
+        end = start + cap * size
         if end > n:
             raise EventFileError(f'{where}AEDAT 3.1 file truncated: packet {index} at byte {pos} '
                                  f'declares {cap} events of {size} bytes ({cap * size} bytes) '

@@ -117,3 +117,35 @@ def test_sensor_size_is_checked_through_load_events():
     """The DVXplorer crop spans the whole 128x128 frame: a smaller sensor is refused."""
     with pytest.raises(EventFileError, match='outside the sensor'):
         load_events(GESTURE / 'user01_fluorescent.aedat', (64, 64))
+
+
+def test_aedat2_davis_layout_keeps_only_dvs_events(tmp_path):
+    """jAER's DAVIS address layout: polarity bit 11, x bits 12-21, y bits 22-30; bit 31 marks
+    APS (frame) samples and bit 10 IMU/special events, which are not polarity events."""
+    def addr(x, y, p, aps=0, imu=0):
+        return (aps << 31) | (y << 22) | (x << 12) | (p << 11) | (imu << 10)
+    records = [(addr(345, 259, 1), 10), (addr(3, 4, 0, aps=1), 11), (addr(0, 7, 0), 12),
+               (addr(1, 1, 1, imu=1), 13), (addr(200, 100, 1), 14)]
+    body = np.array(records, '>u4').tobytes()
+    path = _write(tmp_path, b'#!AER-DAT2.0\r\n# AEChip: Davis346\r\n' + body)
+    events, _, counts = read_aedat_legacy(path, sensor_size=(346, 260), layout='davis')
+    assert counts == dict(records=5, polarity=3, other=2)
+    assert events['x'].tolist() == [345, 0, 200] and events['y'].tolist() == [259, 7, 100]
+    assert events['p'].tolist() == [1, 0, 1] and events['t'].tolist() == [10, 12, 14]
+
+
+def test_aedat2_unwraps_32bit_timestamps(tmp_path):
+    """jAER's timestamps are 32-bit microseconds: a wrap (a step back by more than 2**31) is
+    continued, a small step back is still reported as out of order."""
+    data = bytearray((CIFAR / 'airplane' / 'cifar10_airplane_0.aedat').read_bytes())
+    ref, header, _ = read_aedat_legacy(CIFAR / 'airplane' / 'cifar10_airplane_0.aedat')
+    raw = np.frombuffer(bytes(data), '>u4', offset=header.data_offset).reshape(-1, 2).copy()
+    shift = (1 << 32) - 50_000  # the clock wraps 50 ms into the recording
+    raw[:, 1] = (raw[:, 1].astype(np.int64) + shift) % (1 << 32)
+    events, _, _ = read_aedat_legacy(
+        _write(tmp_path, bytes(data[:header.data_offset]) + raw.astype('>u4').tobytes()))
+    np.testing.assert_array_equal(events['t'], ref['t'] + shift)
+    raw[6, 1] = raw[5, 1] - 1  # one microsecond back: not a wrap
+    with pytest.raises(EventFileError, match='not in time order'):
+        read_aedat_legacy(_write(tmp_path, bytes(data[:header.data_offset]) +
+                                 raw.astype('>u4').tobytes()))
