@@ -140,3 +140,17 @@ def test_cifar10_dvs_reads_the_aedat4_release(tmp_path):
     assert info['event_remap'] is None and info['gt_label'] == 0
     ev = load(info)['events']
     assert len(ev['t']) == 111954 and np.all(np.diff(ev['t']) >= 0)
+
+
+def test_load_event_clip_errors_and_cache():
+    path = str(CIFAR / 'airplane' / 'cifar10_airplane_0.aedat')
+    loader = LoadEventClip()
+    with pytest.raises(KeyError, match='needs a sensor size'):
+        loader.transform(dict(event_path=path))
+    with pytest.raises(ValueError, match="unknown event_remap 'caviar'"):
+        loader.transform(dict(event_path=path, sensor_size=(128, 128), event_remap='caviar'))
+    with pytest.raises(ValueError, match='needs a square sensor'):
+        loader.transform(dict(event_path=path, sensor_size=(128, 130), event_remap='spikingjelly'))
+    first = loader.transform(dict(event_path=path, sensor_size=(128, 128)))['events']
+    again = loader.transform(dict(event_path=path, sensor_size=(128, 128)))['events']
+    assert again['t'] is first['t']  # the decoded recording is reused, not decoded again
