@@ -155,6 +155,13 @@ build_mmcv() {  # build_mmcv <wheel dir> <FORCE_CUDA> <what>
   pip_run download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$MMCV_VERSION" -d "$tmp"
   tar -xzf "$tmp"/mmcv-"$MMCV_VERSION".tar.gz -C "$tmp"
   sed -i 's/-std=c++17/-std=c++20/g' "$tmp/mmcv-$MMCV_VERSION/setup.py"
+  if [ "$2" = 1 ]; then
+    # A CUDA toolkit may lack the cuSPARSE/cuBLAS headers torch's CUDA headers include; the
+    # nvidia-* wheels torch depends on ship them.
+    nv_inc="$("$VENV/bin/python" -c "import glob, os, site; print(':'.join(d for sp in \
+site.getsitepackages() for d in sorted(glob.glob(os.path.join(sp, 'nvidia', '*', 'include')))))")"
+    export CPATH="$nv_inc${CPATH:+:$CPATH}"
+  fi
   MMCV_WITH_OPS=1 FORCE_CUDA="$2" MAX_JOBS="${MAX_JOBS:-2}" \
     pip_run wheel -q --no-deps --no-build-isolation "$tmp/mmcv-$MMCV_VERSION" -w "$tmp/out"
   mkdir -p "$1"

@@ -29,7 +29,9 @@ if [ "${1:-}" = "--prepare-deps" ]; then
   PYV="${MMSPIKE_GPU_PYTHON_VERSION:-3.12}"  # the GPU machine's Python
   pin() { sed -n "s/^$1==//p" requirements/constraints.txt; }
   pkgs=()
-  for p in mmengine addict yapf termcolor rich markdown-it-py mdurl Pygments platformdirs PyYAML; do
+  # numpy is not among them (70 MB): torch machines have it.
+  for p in mmengine addict yapf termcolor rich markdown-it-py mdurl Pygments platformdirs PyYAML \
+      packaging; do
     v="$(pin "$p")"
     pkgs+=("$p${v:+==$v}")
   done

@@ -36,11 +36,3 @@ def test_gpu_check_dry_run(tmp_path):
     for name in checks:
         assert f'CHECK {name}: ' in proc.stdout
 
-
-def test_gpu_check_refuses_without_a_gpu():
-    import torch
-    if torch.cuda.is_available():
-        pytest.skip('a GPU is visible')
-    proc = subprocess.run([sys.executable, str(ROOT / 'tools' / 'gpu_check.py'), '--only',
-                           'kernels'], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and 'no CUDA device visible' in proc.stdout
