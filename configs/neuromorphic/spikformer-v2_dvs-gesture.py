@@ -8,8 +8,9 @@
 #
 # Data layout (data/dvs_gesture/DvsGesture, the release unpacked): user*_*.aedat,
 # user*_*_labels.csv, trials_to_train.txt, trials_to_test.txt.
-# Each clip decodes its whole recording (~60 MB AEDAT 3.1) unless the previous clip came from the
-# same one; with shuffled training, use several workers.
+# A clip cut from its recording decodes the whole ~60 MB AEDAT 3.1 file; for training, export the
+# clips once (python tools/dataset_converters/dvs_gesture_to_clips.py data/dvs_gesture/DvsGesture
+# data/dvs_gesture/clips) and add clips_dir='data/dvs_gesture/clips/{train,test}' to the datasets.
 _base_ = ['./spikformer-v2_cifar10-dvs.py']
 
 num_classes = 11

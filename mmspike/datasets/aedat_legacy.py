@@ -177,7 +177,9 @@ def decode_aedat31(data: bytes, data_offset: int,
         of other types, skipped).
     """
     where = _where(source)
+    # Views of each polarity packet's events and its overflow; the bit work runs once at the end.
     chunks: List[np.ndarray] = []
+    overflows: List[Tuple[int, int]] = []
     counts = dict(packets=0, polarity=0, invalid=0, other=0)
     pos, n = data_offset, len(data)
     while pos < n:
@@ -207,25 +209,25 @@ def decode_aedat31(data: bytes, data_offset: int,
                                      f'has eventSize={size}, eventTSOffset='
                                      f"{int(head['ts_offset'])}; polarity events are 8 bytes "
                                      'with the timestamp at offset 4')
-            ev = np.frombuffer(data, dtype='<u4', count=2 * number, offset=start).reshape(-1, 2)
-            word = ev[:, 0].astype(np.int64)
-            ok = (word & 1) == 1
-            ts = (np.int64(overflow) << AEDAT31_TS_OVERFLOW_SHIFT) | (ev[ok, 1].astype(np.int64)
-                                                                      & 0x7FFFFFFF)
-            word = word[ok]
-            chunks.append(np.stack([ts, (word >> 17) & 0x7FFF, (word >> 2) & 0x7FFF,
-                                    (word >> 1) & 1]))
-            counts['polarity'] += int(ok.sum())
-            counts['invalid'] += int((~ok).sum())
+            chunks.append(np.frombuffer(data, dtype='<u4', count=2 * number, offset=start))
+            overflows.append((overflow, number))
         else:
             counts['other'] += number
         counts['packets'] += 1
         pos = end
-    if chunks:
-        t, x, y, p = np.concatenate(chunks, axis=1)
-    else:
-        t = x = y = p = np.zeros(0, np.int64)
-    return dict(t=t, x=x, y=y, p=p), counts
+    if not chunks:
+        empty = np.zeros(0, np.int64)
+        return dict(t=empty, x=empty, y=empty, p=empty), counts
+    ev = np.concatenate(chunks).reshape(-1, 2)
+    word, ok = ev[:, 0], (ev[:, 0] & 1).astype(bool)
+    high = np.repeat(np.array([o for o, _ in overflows], np.int64),
+                     [k for _, k in overflows])[ok] << AEDAT31_TS_OVERFLOW_SHIFT
+    word = word[ok]
+    t = high | (ev[ok, 1] & 0x7FFFFFFF).astype(np.int64)
+    counts['polarity'], counts['invalid'] = int(ok.sum()), int(len(ok) - ok.sum())
+    return dict(t=t, x=((word >> 17) & 0x7FFF).astype(np.int64),
+                y=((word >> 2) & 0x7FFF).astype(np.int64),
+                p=((word >> 1) & 1).astype(np.int64)), counts
 
 
 def load_aedat_legacy(path: PathLike,

@@ -154,3 +154,18 @@ def test_load_event_clip_errors_and_cache():
     first = loader.transform(dict(event_path=path, sensor_size=(128, 128)))['events']
     again = loader.transform(dict(event_path=path, sensor_size=(128, 128)))['events']
     assert again['t'] is first['t']  # the decoded recording is reused, not decoded again
+
+
+@pytest.mark.parametrize('split', ['train', 'test'])
+def test_exported_clips_are_the_same_samples(tmp_path, split):
+    from mmspike.classification.datasets.dvs_gesture import export_gesture_clips
+    assert export_gesture_clips(str(GESTURE), str(tmp_path), split) == 3
+    cut = DVSGestureDataset(data_root=str(GESTURE), split=split)
+    exported = DVSGestureDataset(data_root=str(GESTURE), split=split, clips_dir=str(tmp_path))
+    for a, b in zip(infos(cut), infos(exported)):
+        assert a['gt_label'] == b['gt_label'] and 'clip_window' not in b
+        ea, eb = load(a)['events'], load(b)['events']
+        for k in 'txyp':
+            np.testing.assert_array_equal(ea[k], eb[k])
+    with pytest.raises(FileNotFoundError, match='dvs_gesture_to_clips.py'):
+        DVSGestureDataset(data_root=str(GESTURE), split=split, clips_dir=str(tmp_path / 'none'))

@@ -16,13 +16,22 @@ gesture, about 6 s on average; the same cut as spikingjelly and tonic), label ``
 Rows whose spans overlap (some csv files have them) stay separate samples with their own spans.
 Events are kept as recorded (x = bits 17-31, y = bits 2-16 of the AEDAT 3.1 data word), the
 orientation of spikingjelly's and tonic's clips.
+
+Speed: a clip read from its recording decodes the whole recording (~60 MB; seconds on one core),
+so shuffled training should read clips exported once to ``.npz`` files
+(``tools/dataset_converters/dvs_gesture_to_clips.py``, :func:`export_gesture_clips`) through
+``clips_dir``: the same samples in the same order, each clip file holding exactly the events of
+its labelled span.
 """
 import csv
+import os
 import os.path as osp
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 from mmpretrain.datasets import BaseDataset
 
+from mmspike.datasets.events import load_events, save_npz_events
 from mmspike.registry import DATASETS
 
 DVS_GESTURE_CLASSES = ('hand_clapping', 'right_hand_wave', 'left_hand_wave',
@@ -75,6 +84,9 @@ class DVSGestureDataset(BaseDataset):
         ann_file (str, optional): Another trials list (file names relative to ``data_root``).
             Defaults to None (the split's list).
         sensor_size (Sequence[int]): ``(width, height)``. Defaults to ``(128, 128)``.
+        clips_dir (str, optional): Folder of clips exported by :func:`export_gesture_clips`
+            (``<recording>_<row>.npz``); read instead of cutting the recordings. Defaults to
+            None.
         **kwargs: Other arguments of :class:`mmpretrain.datasets.BaseDataset`.
     """
     METAINFO = {'classes': DVS_GESTURE_CLASSES}
@@ -84,6 +96,7 @@ class DVSGestureDataset(BaseDataset):
                  split: str = 'train',
                  ann_file: str = None,
                  sensor_size: Sequence[int] = (128, 128),
+                 clips_dir: Optional[str] = None,
                  **kwargs) -> None:
         if split not in ('train', 'test'):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -91,29 +104,70 @@ class DVSGestureDataset(BaseDataset):
             raise ValueError(f'sensor_size must be (width, height) > 0, got {sensor_size}')
         self.split = split
         self.sensor_size = tuple(int(s) for s in sensor_size)
+        self.clips_dir = clips_dir
         super().__init__(ann_file=ann_file or f'trials_to_{split}.txt', data_root=data_root,
                          **kwargs)
 
-    def load_data_list(self) -> List[dict]:
+    def recordings(self) -> List[str]:
+        """Paths of the recordings of the trials list, in its order."""
         if not osp.isfile(self.ann_file):
             raise FileNotFoundError(f'DVS128 Gesture trials list not found: {self.ann_file}')
         with open(self.ann_file, encoding='utf-8') as f:
             names = [ln.strip() for ln in f.read().splitlines() if ln.strip()]
         if not names:
             raise ValueError(f'{self.ann_file} lists no recordings')
-        num_classes = len(self.metainfo['classes'])
-        data_list = []
-        for name in names:
-            path = osp.join(self.data_root, name)
+        paths = [osp.join(self.data_root, name) for name in names]
+        for path in paths:
             if not osp.isfile(path):
                 raise FileNotFoundError(f'{self.ann_file}: recording {path} not found')
-            labels = osp.splitext(path)[0] + '_labels.csv'
-            for i, (cls, start, end) in enumerate(read_gesture_labels(labels, num_classes)):
-                data_list.append(dict(event_path=path, img_path=path, gt_label=cls - 1,
-                                      clip_window=(start, end), clip_index=i,
-                                      sensor_size=self.sensor_size))
+        return paths
+
+    def load_data_list(self) -> List[dict]:
+        num_classes = len(self.metainfo['classes'])
+        data_list = []
+        for path in self.recordings():
+            stem = osp.splitext(path)[0]
+            for i, (cls, start, end) in enumerate(
+                    read_gesture_labels(stem + '_labels.csv', num_classes)):
+                info = dict(event_path=path, img_path=path, gt_label=cls - 1,
+                            clip_window=(start, end), clip_index=i, sensor_size=self.sensor_size)
+                if self.clips_dir is not None:
+                    clip = osp.join(self.clips_dir, f'{osp.basename(stem)}_{i}.npz')
+                    if not osp.isfile(clip):
+                        raise FileNotFoundError(
+                            f'exported clip {clip} not found: run tools/dataset_converters/'
+                            f'dvs_gesture_to_clips.py on {self.data_root} first')
+                    info.update(event_path=clip, img_path=clip)
+                    del info['clip_window']
+                data_list.append(info)
         return data_list
 
     def extra_repr(self) -> List[str]:
         return super().extra_repr() + [f'Split: \t{self.split}',
                                        f'Sensor size (w, h): \t{self.sensor_size}']
+
+
+def export_gesture_clips(data_root: str, out_dir: str, split: str = 'train',
+                         sensor_size: Sequence[int] = (128, 128)) -> int:
+    """Write every labelled clip of a split as ``<out_dir>/<recording>_<row>.npz`` (the compact
+    ``t``, ``x``, ``y``, ``p`` format), decoding each recording once. Returns the number of clips.
+
+    The clips hold the events ``start <= t < end`` of their labels row, as
+    :class:`DVSGestureDataset` cuts them; read them back with ``clips_dir=out_dir``.
+    """
+    dataset = DVSGestureDataset(data_root=data_root, split=split, sensor_size=sensor_size,
+                                lazy_init=True)
+    os.makedirs(out_dir, exist_ok=True)
+    count = 0
+    for path in dataset.recordings():
+        events = load_events(path, tuple(sensor_size))
+        stem = osp.splitext(path)[0]
+        for i, (_, start, end) in enumerate(read_gesture_labels(stem + '_labels.csv')):
+            lo, hi = np.searchsorted(events['t'], [start, end], side='left')
+            if hi == lo:
+                raise ValueError(f'{path}: the clip [{start}, {end}) us of labels row {i} '
+                                 'holds no events')
+            save_npz_events(osp.join(out_dir, f'{osp.basename(stem)}_{i}.npz'),
+                            {k: v[lo:hi] for k, v in events.items()})
+            count += 1
+    return count
