@@ -134,7 +134,27 @@ def _dummy_data_samples(model: nn.Module, n: int, hw: Tuple[int, int]) -> Option
 def _preprocess(model: nn.Module, data: dict, device: str) -> Tuple[Tensor, Optional[list]]:
     data = model.data_preprocessor(data, False) if hasattr(model, 'data_preprocessor') else data
     inputs, samples = data['inputs'], data.get('data_samples')
-    return inputs.to(device), samples
+    # sparse voxel batches (spconv SparseConvTensor) are built on the model's device already
+    return (inputs.to(device) if isinstance(inputs, Tensor) else inputs), samples
+
+
+def _num_samples(inputs) -> int:
+    """Batch size of a tensor batch, an spconv ``SparseConvTensor`` or a list of samples."""
+    if isinstance(inputs, Tensor):
+        return inputs.shape[0]
+    if hasattr(inputs, 'batch_size') and hasattr(inputs, 'indices'):
+        return int(inputs.batch_size)
+    return len(inputs)
+
+
+def _take(inputs, start: int, n: int):
+    """Samples ``start .. start + n - 1`` of a batch (see :func:`_num_samples`)."""
+    if isinstance(inputs, Tensor) or isinstance(inputs, (list, tuple)):
+        return inputs[start:start + n]
+    keep = (inputs.indices[:, 0] >= start) & (inputs.indices[:, 0] < start + n)
+    indices = inputs.indices[keep].clone()
+    indices[:, 0] -= start
+    return type(inputs)(inputs.features[keep], indices.contiguous(), inputs.spatial_shape, n)
 
 
 def random_batches(model: nn.Module, shape: Sequence[int], num_images: int, batch_size: int,
@@ -182,13 +202,14 @@ def dataset_batches(cfg, model: nn.Module, num_images: int, batch_size: Optional
     done, seen = 0, 0
     for data in loader:
         inputs, samples = _preprocess(model, data, device)
-        start = min(max(skip - seen, 0), inputs.shape[0])
-        seen += inputs.shape[0]
-        n = min(inputs.shape[0] - start, num_images - done)
+        size = _num_samples(inputs)
+        start = min(max(skip - seen, 0), size)
+        seen += size
+        n = min(size - start, num_images - done)
         if n <= 0:
             continue
-        if (start, n) != (0, inputs.shape[0]):
-            inputs = inputs[start:start + n]
+        if (start, n) != (0, size):
+            inputs = _take(inputs, start, n)
             samples = samples[start:start + n] if samples is not None else None
         yield inputs, samples, n
         done += n

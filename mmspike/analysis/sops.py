@@ -20,6 +20,14 @@ the summed counts, exactly what ``T`` per-step heads would accumulate. Anything 
 multiply) produces real values. The integer counts ``x * norm`` of every spike operand are checked
 to be non-negative integers at most the count bound, so a mis-marked tensor cannot pass silently.
 
+**Sparse convolutions** (spconv ``SubMConv*d`` / ``SparseConv*d`` / ``SparseInverseConv*d`` on a
+``SparseConvTensor``, E-3DSNN) are counted per module, whatever kernels spconv runs: the MACs are
+``pairs * C_in * C_out`` over the (input site, output site) pairs of the rulebook, found from the
+site coordinates and the conv geometry, and the SOPs of a spike-fed one are
+``C_out * sum_i (spike count of site i) * (pairs of site i)`` (exact, not a mean rate). Ops inside
+such a module are not counted again. A dense equivalent does not exist, so ``flops`` of these rows
+are the sparse MACs.
+
 The counter uses a :class:`torch.overrides.TorchFunctionMode`, so any ``torch.matmul`` / ``@`` /
 ``bmm`` / two-operand ``einsum`` is seen without the attention module exposing anything; layers are
 named after the module that runs them (``backbone.stages.2.0.attn.matmul_1``).
@@ -139,7 +147,8 @@ class _SOPMode(TorchFunctionMode):
         name = _op_name(func)
         c = self.counter
         if name in _COUNTED_OPS:
-            c._count(name, args, kwargs, out)
+            if not c._sparse_depth:  # a sparse conv module is counted as a whole
+                c._count(name, args, kwargs, out)
         elif name in _MOVE_OPS:
             c._propagate(name, args, kwargs, out)
         elif name == '__get__' and getattr(func, '__self__', None) in _PROPERTY_GETTERS:
@@ -206,6 +215,7 @@ class SOPCounter:
         self._batch = 0
         self._warned = set()
         self._active = False
+        self._sparse_depth = 0
 
     # ------------------------------------------------------------------ control
     def reset(self) -> None:
@@ -221,10 +231,15 @@ class SOPCounter:
         if self._active:
             raise RuntimeError('SOPCounter.measure blocks cannot be nested')
         handles = []
+        sparse_types = _sparse_conv_types()
         for name, m in self.model.named_modules():
             handles.append(m.register_forward_pre_hook(self._push_hook(name)))
             handles.append(m.register_forward_hook(self._pop_hook, always_call=True))
+            if sparse_types and isinstance(m, sparse_types):
+                handles.append(m.register_forward_pre_hook(self._enter_sparse))
+                handles.append(m.register_forward_hook(self._sparse_hook(name), always_call=True))
         self._stack, self._marks, self._batch, self._active = [], {}, num_images, True
+        self._sparse_depth = 0
         self._loose_counters = {}
         self.neurons.start()
         try:
@@ -248,6 +263,18 @@ class SOPCounter:
     def _pop_hook(self, module, args, output):
         if self._stack and self._stack[-1][1] is module:
             self._stack.pop()
+
+    def _enter_sparse(self, module, args):
+        self._sparse_depth += 1
+
+    def _sparse_hook(self, name: str):
+
+        def hook(module, args, output):
+            self._sparse_depth -= 1
+            if args and hasattr(output, 'indices') and hasattr(args[0], 'indices'):
+                self._count_sparse(name, module, args[0], output)
+
+        return hook
 
     def _on_neuron_output(self, name: str, module: nn.Module, output: Tensor) -> None:
         self._mark(output, module.norm, neuron_max_count(module))
@@ -407,6 +434,34 @@ class SOPCounter:
             st.sops += (spikes / numel if numel else 0.0) * macs
             st.spike_operand = st.spike_operand or which
 
+    def _count_sparse(self, name: str, module: nn.Module, x, out) -> None:
+        """One spconv conv call: rulebook pairs from the geometry, exact SOPs of spike inputs."""
+        feats = x.features
+        geometry = None
+        if getattr(module, 'inverse', False):  # the inverted conv's geometry, from its rulebook
+            geometry = getattr(x, 'indice_dict', {}).get(module.indice_key)
+        fanout = sparse_conv_fanout(module, x.indices, out.indices, out.spatial_shape, geometry)
+        pairs = float(fanout.sum().item())
+        macs = pairs * module.in_channels * module.out_channels
+        st = self.layers.get(name)
+        if st is None:
+            st = self.layers[name] = LayerStats(
+                name=name, op=f'sparse_conv{x.indices.shape[1] - 1}d', time_steps=1,
+                input_shape=tuple(feats.shape), output_shape=tuple(out.features.shape))
+        st.calls += 1
+        st.macs += macs
+        mark = self._mark_of(feats)
+        spikes = self._spike_count(name, feats, mark) if mark is not None else None
+        if spikes is None:
+            st.real_macs += macs
+            return
+        per_site = (feats.detach().double() * mark.norm).sum(1)
+        st.spike_macs += macs
+        st.spikes += spikes
+        st.spike_numel += feats.numel()
+        st.sops += float((per_site * fanout.to(per_site)).sum().item()) * module.out_channels
+        st.spike_operand = st.spike_operand or 'input'
+
     # ------------------------------------------------------------------ report
     def report(self) -> 'SOPReport':
         """Per-image results of everything measured so far."""
@@ -466,6 +521,81 @@ class SOPCounter:
         return SOPReport(layers=layers, neurons=neurons, totals=totals, meta=meta)
 
 
+def _sparse_conv_types() -> tuple:
+    """spconv's conv base class if spconv is loaded (a model holding spconv modules has loaded
+    it; the counter never imports spconv itself)."""
+    import sys
+    conv = sys.modules.get('spconv.pytorch.conv')
+    return (conv.SparseConvolution, ) if conv is not None else ()
+
+
+def _site_keys(indices: Tensor, shape: Sequence[int]) -> Tensor:
+    key = indices[:, 0].long()
+    for d, size in enumerate(shape):
+        key = key * int(size) + indices[:, d + 1].long()
+    return key
+
+
+def sparse_conv_fanout(module: nn.Module, in_indices: Tensor, out_indices: Tensor,
+                       out_shape: Sequence[int], geometry: Any = None) -> Tensor:
+    """For every input site of an spconv conv, the number of output sites it feeds.
+
+    Pairs follow the conv geometry: submanifold convs pair sites ``k - (K - 1) // 2`` dilations
+    apart (the active set is kept), regular convs pair input ``o * stride - pad + k * dil`` with
+    output ``o``, inverse convs are the regular conv they invert with the roles swapped.
+    Their sum is the size of spconv's rulebook. ``geometry`` (an inverse conv's: the inverted
+    conv's rulebook record, with ``ksize``, ``stride``, ``padding``, ``dilation``) is required for
+    inverse convs, whose own attributes do not hold the stride they undo.
+    """
+    ndim = in_indices.shape[1] - 1
+    inverse = bool(getattr(module, 'inverse', False))
+    src = module
+    if inverse:
+        if geometry is None or not hasattr(geometry, 'stride'):
+            raise ValueError(f'inverse sparse conv (indice_key {module.indice_key!r}): the '
+                             'rulebook of the conv it inverts is not in the input')
+        src = geometry
+    ks = [int(k) for k in _tuple(getattr(src, 'ksize', None) or module.kernel_size, ndim)]
+    stride = [int(v) for v in _tuple(src.stride, ndim)]
+    pad = [int(v) for v in _tuple(src.padding, ndim)]
+    dil = [int(v) for v in _tuple(src.dilation, ndim)]
+    subm = bool(getattr(module, 'subm', False))
+    out_keys, _ = torch.sort(_site_keys(out_indices, out_shape))
+    grid = torch.stack(torch.meshgrid(*[torch.arange(k) for k in ks], indexing='ij'), -1)
+    offsets = grid.reshape(-1, ndim).to(in_indices.device)
+    fanout = torch.zeros(in_indices.shape[0], dtype=torch.long, device=in_indices.device)
+    site = in_indices[:, 1:].long()
+    for off in offsets:
+        off = off.long()
+        if subm:  # output o = i - (k - c) * dil
+            cand = site - (off - torch.tensor([(k - 1) // 2 for k in ks], device=off.device)) \
+                * torch.tensor(dil, device=off.device)
+            ok = torch.ones(site.shape[0], dtype=torch.bool, device=site.device)
+        elif inverse:  # the inverted conv's input: o = i * stride - pad + k * dil
+            cand = site * torch.tensor(stride, device=off.device) \
+                - torch.tensor(pad, device=off.device) + off * torch.tensor(dil, device=off.device)
+            ok = torch.ones(site.shape[0], dtype=torch.bool, device=site.device)
+        else:  # i = o * stride - pad + k * dil  ->  o = (i + pad - k * dil) / stride
+            num = site + torch.tensor(pad, device=off.device) \
+                - off * torch.tensor(dil, device=off.device)
+            st = torch.tensor(stride, device=off.device)
+            ok = (num % st == 0).all(1)
+            cand = torch.div(num, st, rounding_mode='floor')
+        shape = torch.tensor([int(v) for v in out_shape], device=site.device)
+        ok &= ((cand >= 0) & (cand < shape)).all(1)
+        if not bool(ok.any()):
+            continue
+        keys = _site_keys(torch.cat([in_indices[ok, :1].long(), cand[ok]], 1), out_shape)
+        pos = torch.searchsorted(out_keys, keys).clamp(max=max(out_keys.numel() - 1, 0))
+        hit = out_keys[pos] == keys if out_keys.numel() else torch.zeros_like(keys, dtype=bool)
+        fanout[torch.nonzero(ok).flatten()[hit]] += 1
+    return fanout
+
+
+def _tuple(v, n: int) -> tuple:
+    return tuple(v) if isinstance(v, (list, tuple)) else (v, ) * n
+
+
 def find_time_steps(model: nn.Module) -> int:
     """The ``T`` attribute of the first sub-module that has an integer one (1 if none)."""
     for m in model.modules():
@@ -483,7 +613,13 @@ def count_sops(model: nn.Module, *inputs, num_images: Optional[int] = None,
     to :class:`SOPCounter`.
     """
     if num_images is None:
-        num_images = int(inputs[0].shape[0])
+        first = inputs[0]
+        if isinstance(first, Tensor):
+            num_images = int(first.shape[0])
+        elif hasattr(first, 'batch_size') and hasattr(first, 'indices'):  # SparseConvTensor
+            num_images = int(first.batch_size)
+        else:  # a list of samples (point clouds)
+            num_images = len(first)
     counter = SOPCounter(model, **kwargs)
     with torch.no_grad(), counter.measure(num_images):
         model(*inputs)

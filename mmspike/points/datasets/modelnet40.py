@@ -55,6 +55,8 @@ def read_resampled_txt(path: str, channels: int = 6) -> np.ndarray:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'ModelNet40: point file not found: {path}')
+    if osp.getsize(path) == 0:
+        raise ValueError(f'ModelNet40: {path} holds no points (empty file)')
     try:
         data = np.loadtxt(path, delimiter=',', dtype=np.float32, ndmin=2)
     except ValueError as e:
