@@ -38,7 +38,7 @@ def test_hdf5_layout_matches_the_text_layout():
         np.testing.assert_array_equal(h['points'], t['points'])  # same real points, two layouts
 
 
-def test_farthest_point_sampling():
+def test_farthest_point_sampling(tmp_path):
     pts = read_resampled_txt(str(TXT / 'chair/chair_0391.txt'))
     idx = farthest_point_sample(pts, 64)
     assert idx[0] == 0 and len(set(idx.tolist())) == 64
@@ -48,6 +48,18 @@ def test_farthest_point_sampling():
     assert np.isclose(d[idx[9]], d.max())
     ds = ModelNet40Dataset(str(TXT), split='train', num_points=32, sampling='fps')
     assert ds.get_data_info(0)['points'].shape == (32, 6)
+    cache = tmp_path / 'fps'
+    cached = ModelNet40Dataset(str(TXT), split='train', num_points=32, sampling='fps',
+                               sampling_cache=str(cache))
+    np.testing.assert_array_equal(cached.get_data_info(0)['points'],
+                                  ds.get_data_info(0)['points'])
+    saved = cache / 'fps32/airplane_0126.npy'
+    assert saved.is_file() and np.load(saved).shape == (32, )
+    np.testing.assert_array_equal(cached.get_data_info(0)['points'],  # read back from the cache
+                                  ds.get_data_info(0)['points'])
+    np.save(saved, np.arange(31))
+    with pytest.raises(ValueError, match='sampling cache .* does not fit'):
+        cached.get_data_info(0)
     with pytest.raises(ValueError, match='fewer than num_points=2000'):
         ModelNet40Dataset(str(TXT), split='train', num_points=2000).get_data_info(0)
 
