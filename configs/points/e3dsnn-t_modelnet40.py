@@ -5,7 +5,8 @@
 # 8,192 points per shape by farthest point sampling, unit-sphere normalisation, random scale
 # [0.9, 1.1] and shift +-0.2 in training, 0.01 voxels holding one random point each (train and test,
 # as upstream), xyz + normal as voxel features.
-# Data: data/modelnet40_normal_resampled (https://shapenet.cs.stanford.edu/media/modelnet40_normal_resampled.zip).
+# Data: data/modelnet40_normal_resampled
+# (https://shapenet.cs.stanford.edu/media/modelnet40_normal_resampled.zip).
 _base_ = ['mmpretrain::_base_/default_runtime.py']
 
 custom_imports = dict(imports=['mmspike.points'], allow_failed_imports=False)

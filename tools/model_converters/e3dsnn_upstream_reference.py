@@ -112,7 +112,8 @@ def main(argv=None):
     parser.add_argument('--samples', default='tests/data/modelnet40_sample/'
                         'modelnet40_normal_resampled', help='resampled-layout sample folder')
     parser.add_argument('--out', default='tests/data/upstream_reference')
-    parser.add_argument('--source', default='bollossom/E-3DSNN@dbe5d1731d3204850bd591a18f7255ca2d1b6712',
+    parser.add_argument('--source',
+                        default='bollossom/E-3DSNN@dbe5d1731d3204850bd591a18f7255ca2d1b6712',
                         help='repository@commit recorded in the output')
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # spconv's native CPU kernels are wrong with more threads (#679)

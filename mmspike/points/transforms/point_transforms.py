@@ -4,7 +4,8 @@ Every transform reads and writes ``results['points']``: a float32 ``[N, C]`` arr
 columns are xyz (the others, e.g. normals, are carried along). Upstream (Pointcept) pipeline of
 ``cls-E3DSNN-v1m1-0-T/S``: ``NormalizeCoord -> RandomScale [0.9, 1.1] -> RandomShift +-0.2 ->
 GridSample 0.01 (one random point per voxel) -> features = xyz + normal``; here
-``NormalizePoints -> RandomScalePoints -> RandomShiftPoints -> SpikeVoxelCoding -> PackPointsInputs``.
+``NormalizePoints -> RandomScalePoints -> RandomShiftPoints -> SpikeVoxelCoding ->
+PackPointsInputs``.
 """
 from typing import Sequence, Tuple, Union
 
@@ -183,4 +184,3 @@ class PackPointsInputs(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'
-
