@@ -1,4 +1,5 @@
-"""3D Spike Sparse Convolution, Spike Voxel Coding and the E-3DSNN classifier (spconv on CPU)."""
+"""3D Spike Sparse Convolution and Spike Voxel Coding (spconv on CPU); the E-3DSNN model is tested
+in tests/test_points/."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,10 +12,8 @@ pytestmark = pytest.mark.skipif(not spconv_available(), reason='spconv is not in
 if spconv_available():
     import spconv.pytorch as spconv
 
-    from mmspike.models.backbones import E3DSNN
-    from mmspike.models.layers import (SpikeSparseBasicBlock3d, SpikeSparseConv3d,
-                                       SpikeVoxelCoding, batch_voxelize, voxelize)
-    from mmspike.registry import MODELS
+    from mmspike.models.layers import (SpikeSparseBasicBlock3d, SpikeSparseConv3d, batch_voxelize,
+                                       voxelize)
 
 
 def test_voxelize_by_hand():
@@ -103,31 +102,3 @@ def test_basic_block_adds_residuals_to_the_membrane():
     u = block.conv1(x).features + x.features
     out = block(x).features
     torch.testing.assert_close(out, u)  # conv2/conv3 still zero: out = u = x + SSC(x)
-
-
-def test_e3dsnn_parameter_counts():
-    assert sum(p.numel() for p in E3DSNN('tiny').parameters()) == 1_874_216  # the "1.87M" model
-    assert sum(p.numel() for p in E3DSNN('small').parameters()) == 3_271_144  # "3.27M"
-    with pytest.raises(ValueError, match='unknown arch'):
-        E3DSNN('huge')
-
-
-def test_e3dsnn_forward_backward_on_cpu():
-    torch.manual_seed(0)
-    model = MODELS.build(dict(type='E3DSNN', arch='tiny', in_channels=6, num_classes=40,
-                              grid_size=0.05))
-    clouds = []
-    for n in (300, 200):  # points on a sphere with their normals (xyz + normal = 6 channels)
-        v = torch.randn(n, 3)
-        v = v / v.norm(dim=1, keepdim=True)
-        clouds.append(torch.cat([v * 0.5, v], 1))
-    logits = model(clouds)
-    assert logits.shape == (2, 40) and torch.isfinite(logits).all()
-    F.cross_entropy(logits, torch.tensor([3, 7])).backward()
-    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()]
-    assert not no_grad, f'parameters without gradient: {no_grad}'
-    model.eval()
-    with torch.no_grad():
-        assert model(clouds).shape == (2, 40)
-    with pytest.raises(ValueError, match=r'\[N, 6\]'):
-        model([torch.rand(10, 4)])
