@@ -1,8 +1,8 @@
-"""mmspike: spiking neural networks for OpenMMLab."""
-from .engine.checkpoint import register_checkpoint_safe_globals
+"""mmspike: spiking neural networks for OpenMMLab.
 
+Importing mmspike has no side effect on other libraries; the fixes of third-party code it relies on
+are explicit calls (:func:`mmspike.engine.apply_patches`, made by ``SpikeRunner`` and the tools).
+"""
 __version__ = '0.1.0'
-
-register_checkpoint_safe_globals()
 
 __all__ = ['__version__']

@@ -8,8 +8,7 @@ unpickle is refused with an error naming the offending global.
 import argparse
 import os.path as osp
 
-import mmspike  # noqa: F401  (registers mmspike's modules and the checkpoint safe globals)
-from mmspike.engine import SpikeRunner
+from mmspike.engine import SpikeRunner, apply_patches
 from mmspike.engine.runner_utils import (add_runner_args, load_runner_config,
                                          setup_cpu_distributed)
 
@@ -24,6 +23,7 @@ def parse_args():
 
 
 def main():
+    apply_patches()  # explicit third-party fixes (importing mmspike changes nothing)
     args = parse_args()
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')

@@ -6,8 +6,7 @@ import argparse
 
 import torch
 
-import mmspike  # noqa: F401  (registers mmspike's modules and the checkpoint safe globals)
-from mmspike.engine import SpikeRunner
+from mmspike.engine import SpikeRunner, apply_patches
 from mmspike.engine.runner_utils import (add_runner_args, load_runner_config,
                                          setup_cpu_distributed)
 
@@ -24,6 +23,7 @@ def parse_args():
 
 
 def main():
+    apply_patches()  # explicit third-party fixes (importing mmspike changes nothing)
     args = parse_args()
     cfg = load_runner_config(args)
     if args.amp:

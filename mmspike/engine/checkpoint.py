@@ -6,10 +6,11 @@ issue 1655). Setting ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` would let any checkp
 instead we allow exactly the plain-data classes MMEngine writes into its checkpoints.
 
 One more obstacle: ``HistoryBuffer.__getstate__`` pickles its class-level statistics methods as
-``getattr(HistoryBuffer, 'min')`` etc., and ``getattr`` can never be a safe global. mmspike makes
-HistoryBuffer pickle plain data only (its ``__setstate__`` restores the default methods, and methods
-added with ``register_statistics`` live on the class), so checkpoints written with mmspike imported
-load weights-only. Checkpoints written by plain MMEngine are refused with the unpickler's error.
+``getattr(HistoryBuffer, 'min')`` etc., and ``getattr`` can never be a safe global.
+:func:`mmspike.engine.patches.patch_history_buffer_pickling` (applied by :class:`SpikeRunner` and
+mmspike's tools, never by an import) makes HistoryBuffer pickle plain data only, so checkpoints
+written after it load weights-only. Checkpoints written by plain MMEngine are refused with the
+unpickler's error.
 """
 import os
 import pickle
@@ -32,17 +33,14 @@ def _numpy_globals() -> List[Any]:
     return [np.ndarray, np.dtype, _reconstruct, scalar] + dtypes + scalars
 
 
-def _history_buffer_getstate(self) -> dict:
-    state = dict(self.__dict__)
-    state.pop('statistics_methods', None)
-    return state
-
-
 def register_checkpoint_safe_globals() -> None:
-    """Allow the plain-data globals of MMEngine checkpoints under ``weights_only=True`` and make
-    MMEngine's HistoryBuffer pickle as plain data."""
+    """Allow the plain-data globals of MMEngine checkpoints (``HistoryBuffer``, numpy arrays,
+    dtypes and scalars) under ``torch.load(weights_only=True)``.
+
+    Idempotent (torch keeps a set). :func:`load_checkpoint_file` calls it before reading; it
+    only widens torch's weights-only allow-list by these data classes.
+    """
     from mmengine.logging.history_buffer import HistoryBuffer
-    HistoryBuffer.__getstate__ = _history_buffer_getstate
     torch.serialization.add_safe_globals([HistoryBuffer] + _numpy_globals())
 
 
@@ -83,6 +81,7 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
     if os.path.getsize(path) == 0:
         raise CheckpointError(f'{path!r} is empty (0 bytes): not a checkpoint (an interrupted '
                               f'write?)')
+    register_checkpoint_safe_globals()
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, KeyError,

@@ -15,6 +15,7 @@ from torch import nn
 
 from mmspike.registry import HOOKS, RUNNERS
 from .checkpoint import CheckpointError, load_checkpoint_file, state_dict_mismatch
+from .patches import apply_patches
 
 #: how many keys of each kind a mismatch error names
 
@@ -84,9 +85,12 @@ class SpikeRunner(Runner):
       exist is an error.
     - **Empty evaluations fail.** :meth:`val` and :meth:`test` raise when the evaluators return
       no metric at all (validation inside ``train`` is not affected).
+    - **Third-party fixes applied.** :func:`~mmspike.engine.patches.apply_patches` runs before
+      MMEngine's setup (checkpoints that load weights-only; spconv on the CPU).
     """
 
     def __init__(self, *args, **kwargs) -> None:
+        apply_patches()
         super().__init__(*args, **kwargs)
         strict = self.cfg.get('load_strict', True)
         if not isinstance(strict, bool):

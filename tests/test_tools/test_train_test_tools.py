@@ -36,8 +36,9 @@ def test_train_resume_and_test(tmp_path):
     check(run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', str(work),
                '--cfg-options', *SHORT]))
     assert (work / 'epoch_2.pth').is_file()
-    # the checkpoint loads with weights_only=True (safe globals registered by mmspike)
-    import mmspike  # noqa: F401
+    # the checkpoint loads with weights_only=True (the safe globals mmspike registers explicitly)
+    from mmspike.engine.checkpoint import register_checkpoint_safe_globals
+    register_checkpoint_safe_globals()
     ckpt = torch.load(work / 'epoch_2.pth', map_location='cpu', weights_only=True)
     assert ckpt['meta']['epoch'] == 2
 

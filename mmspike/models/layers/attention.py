@@ -9,13 +9,13 @@ whichever order costs fewer operations for the token count: ``(Q K^T) V`` builds
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmspike.registry import MODELS
 from ..execution import ExecutionModeMixin
 from ..neurons import build_neuron
 from .fused import spike_convs
+from .rep_conv import LinearPair, RepConv
 from .time import fold_time, unfold_time
 
 ATTENTION_ORDERS = ('auto', 'qk_first', 'kv_first')
@@ -60,65 +60,6 @@ def spike_attention(q: Tensor, k: Tensor, v: Tensor, order: str = 'auto') -> Ten
     if order == 'qk_first':
         return (q @ k.transpose(-2, -1)) @ v
     return q @ (k.transpose(-2, -1) @ v)
-
-
-class BNAndPad(nn.BatchNorm2d):
-    """BatchNorm, then pad by ``pad`` pixels with the value BN gives a zero input.
-
-    The value is what the BN of a zero-padded input would produce (from the running statistics), so
-    a following unpadded conv equals a padded conv on the pre-BN map and the branch can be
-    re-parameterised into a single 3x3 conv.
-    """
-
-    def __init__(self, num_features: int, pad: int = 1, **kwargs) -> None:
-        super().__init__(num_features, **kwargs)
-        self.pad = pad
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = super().forward(x)
-        if self.pad == 0:
-            return y
-        scale = self.weight.detach() / torch.sqrt(self.running_var + self.eps)
-        fill = (self.bias.detach() - self.running_mean * scale).view(1, -1, 1, 1).to(y.dtype)
-        border = F.pad(y.new_zeros(1, 1, *y.shape[-2:], dtype=torch.bool), [self.pad] * 4,
-                       value=True)
-        return torch.where(border, fill, F.pad(y, [self.pad] * 4))
-
-
-class RepConv(nn.Module):
-    """Meta-SpikeFormer's re-parameterisable projection on ``[N, C, H, W]``:
-    ``1x1 conv -> BN (border-padded) -> DW 3x3 -> 1x1 conv -> BN`` (no biases)."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, in_channels, 1, bias=False)
-        self.bn1 = BNAndPad(in_channels, pad=1)
-        self.dwconv = nn.Conv2d(in_channels, in_channels, 3, padding=0, groups=in_channels,
-                                bias=False)
-        self.conv2 = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.bn2(self.conv2(self.dwconv(self.bn1(self.conv1(x)))))
-
-
-class LinearPair(nn.Module):
-    """Two stacked 1x1 convs with BN and no neuron in between (large E-SpikeFormer family),
-    ``C_in -> hidden -> C_out`` on ``[N, C, H, W]``; re-parameterisable into one 1x1 conv."""
-
-    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, hidden_channels, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(hidden_channels)
-        self.conv2 = nn.Conv2d(hidden_channels, out_channels, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.after_conv1(self.conv1(x))
-
-    def after_conv1(self, y: Tensor) -> Tensor:
-        """The rest of the pair after ``conv1`` (the fused fast path runs ``conv1`` itself)."""
-        return self.bn2(self.conv2(self.bn1(y)))
 
 
 def _first_conv(projection: nn.Sequential

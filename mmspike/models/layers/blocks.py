@@ -4,17 +4,48 @@ All residuals are membrane shortcuts: the branch output (real-valued, after BN) 
 real-valued stream and the next branch turns the sum into spikes first, so every conv and matmul
 receives spikes.
 """
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor, nn
 
 from mmspike.registry import MODELS
 from ..neurons import build_neuron
-from .attention import LinearPair, SpikeDrivenAttention
+from .attention import SpikeDrivenAttention
+from .rep_conv import LinearPair
 from .mlp import SpikeMLP
 from .sepconv import SpikeSepConv
 from .time import TimeDistributed
+
+
+DROP_PATH_RULES = ('linspace', 'ratio')
+
+
+def drop_path_rates(max_rate: float, num_blocks: int, rule: str = 'linspace') -> List[float]:
+    """The stochastic-depth schedule of every mmspike backbone: rates rising linearly from 0 at
+    the first block to ``max_rate`` at the last.
+
+    The two rules give the same schedule up to the last bits; each backbone family keeps the
+    arithmetic its rates have always had, so its training numbers do not move:
+
+    * ``'linspace'``: ``torch.linspace(0, max_rate, n)`` in float32 (timm, E-SpikeFormer /
+      Meta-SpikeFormer as upstream);
+    * ``'ratio'``: ``max_rate * j / (n - 1)`` in Python floats (Spikformer V2).
+
+    Args:
+        max_rate (float): The rate of the last block, in [0, 1).
+        num_blocks (int): Number of blocks (0 gives an empty list).
+        rule (str): ``'linspace'`` or ``'ratio'``. Defaults to ``'linspace'``.
+    """
+    if not 0.0 <= max_rate < 1.0:
+        raise ValueError(f'drop_path_rate must be in [0, 1), got {max_rate}')
+    if rule not in DROP_PATH_RULES:
+        raise ValueError(f'drop-path rule must be one of {DROP_PATH_RULES}, got {rule!r}')
+    if num_blocks <= 0:
+        return []
+    if rule == 'linspace':
+        return torch.linspace(0, max_rate, num_blocks).tolist()
+    return [max_rate * j / max(num_blocks - 1, 1) for j in range(num_blocks)]
 
 
 def drop_path(x: Tensor, drop_prob: float = 0.0, training: bool = False) -> Tensor:

@@ -27,20 +27,14 @@ Two interchangeable backends compute the same thing (outputs and gradients, up t
 The layers hold ``weight`` / ``bias`` (and BN buffers) exactly like ``nn.Conv2d`` /
 ``nn.BatchNorm2d``, so converting a network (:func:`convert_to_ssc`) keeps every state-dict key.
 
-spconv 2.3.8 on CPU needs two fixes, installed once by :func:`install_spconv_cpu_shim`:
-
-* its native backward (``ops.indice_conv_backward``) asks for the current CUDA stream before it
-  looks at the device, and raises "Found no NVIDIA driver" on a CPU-only machine. The stream is
-  unused on the CPU path, so ``ops.get_current_stream`` returns 0 *only when CUDA is unavailable*.
-* with more than one intra-op thread its CPU gather-GEMM-scatter (``ops.indice_conv``) returns
-  wrong sums now and then (spconv issue 679; about a third of random 14x14 SubMConv2d calls with
-  2 threads here, none with 1). ``ops.indice_conv`` / ``ops.indice_conv_backward`` run with one
-  intra-op thread while their inputs are on the CPU; CUDA calls are untouched.
+spconv 2.3.8's CPU convolution is wrong with more than one intra-op thread and its backward needs
+CUDA; a layer built with ``backend='spconv'`` installs mmspike's CPU support into spconv
+(:func:`~mmspike.models.layers.spconv_support.ensure_spconv_cpu_support`, idempotent, CPU tensors
+only) when it is constructed. Importing this module imports no spconv and patches nothing.
 
 Index tensors handed to spconv must also be row-major: ``mask.nonzero().int()`` is column-major
 and spconv silently reads it as if it were row-major (wrong sites), so it is made contiguous.
 """
-import functools
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -50,25 +44,16 @@ from torch import Tensor, nn
 
 from mmspike.registry import MODELS
 from ..neurons import BaseNeuron, build_neuron
+from .spconv_support import (ensure_spconv_cpu_support, import_spconv, require_spconv,
+                             rulebook_conv, spconv_available)
 from .time import fold_time, unfold_time
-
-try:  # spconv is optional: the dense backend needs nothing but PyTorch.
-    import spconv.pytorch as spconv
-    from spconv.core import ConvAlgo
-    from spconv.pytorch import ops as spconv_ops
-except ImportError:  # pragma: no cover
-    spconv = spconv_ops = ConvAlgo = None
+from .wrapped_bn import WrappedBatchNorm
 
 SSC_BACKENDS = ('dense', 'spconv')
 
-__all__ = ['SSC_BACKENDS', 'spconv_available', 'install_spconv_cpu_shim', 'downsample_mask',
+__all__ = ['SSC_BACKENDS', 'spconv_available', 'ensure_spconv_cpu_support', 'downsample_mask',
            'ActiveSites', 'SparseConv2d', 'SparseBatchNorm2d', 'SpikeSparseConv2d',
            'convert_to_ssc', 'check_spconv_supported']
-
-
-def spconv_available() -> bool:
-    """Whether ``spconv.pytorch`` can be imported."""
-    return spconv is not None
 
 
 def _spconv_version() -> str:
@@ -79,62 +64,6 @@ def _spconv_version() -> str:
         return '2.x'
 
 
-def _require_spconv() -> None:
-    if spconv is None:
-        raise ImportError("SSC backend 'spconv' needs spconv 2.x (pip install spconv, or "
-                          "spconv-cuXXX for CUDA); use backend='dense' without it")
-
-
-# ---------------------------------------------------------------------------------------------
-# spconv CPU shim
-# ---------------------------------------------------------------------------------------------
-def _single_thread_on_cpu(fn, name: str):
-    @functools.wraps(fn)
-    def wrapper(features: Tensor, *args, **kwargs):
-        if features.is_cuda:
-            return fn(features, *args, **kwargs)
-        threads = torch.get_num_threads()
-        if threads == 1:
-            return fn(features, *args, **kwargs)
-        torch.set_num_threads(1)
-        try:
-            return fn(features, *args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    wrapper._mmspike_shim = name
-    return wrapper
-
-
-def install_spconv_cpu_shim() -> bool:
-    """Make spconv 2.3.8's native conv correct and differentiable on the CPU (see module docs).
-
-    Idempotent; returns False when spconv is not installed. Only spconv's own ``ops`` module is
-    patched, and only its CPU behaviour changes: the CUDA stream getter answers 0 instead of
-    raising when no CUDA device exists, and the CPU conv kernels run on one intra-op thread.
-    """
-    if spconv_ops is None:
-        return False
-    if getattr(spconv_ops, '_mmspike_cpu_shim', False):
-        return True
-    cuda_stream = spconv_ops.get_current_stream
-
-    def get_current_stream() -> int:
-        # Called unconditionally by the native backward; only the CUDA path uses the stream.
-        if not torch.cuda.is_available():
-            return 0
-        return cuda_stream()
-
-    spconv_ops.get_current_stream = get_current_stream
-    for name in ('indice_conv', 'indice_conv_backward'):
-        setattr(spconv_ops, name, _single_thread_on_cpu(getattr(spconv_ops, name), name))
-    spconv_ops._mmspike_cpu_shim = True
-    return True
-
-
-install_spconv_cpu_shim()
-
-
 def check_spconv_supported(module: nn.Module, features: Tensor) -> None:
     """Raise ``NotImplementedError`` naming the op when spconv has no kernel for it on this device.
 
@@ -142,6 +71,7 @@ def check_spconv_supported(module: nn.Module, features: Tensor) -> None:
     transposed convs, and max pooling. It has no CPU kernel for average pooling (implicit GEMM
     only), global max/avg pooling, or a conv with a bias in eval mode (a fused bias epilogue).
     """
+    spconv = import_spconv()
     if features.is_cuda or spconv is None:
         return
     unsupported = []
@@ -312,7 +242,7 @@ class SparseConv2d(nn.Conv2d):
         if backend not in SSC_BACKENDS:
             raise ValueError(f'SSC backend must be one of {SSC_BACKENDS}, got {backend!r}')
         if backend == 'spconv':
-            _require_spconv()
+            require_spconv()  # imports spconv and installs its CPU support (idempotent)
         return backend
 
     def _check_geometry(self) -> None:
@@ -415,6 +345,8 @@ class SparseConv2d(nn.Conv2d):
         # call with torch.func.functional_call, converted from the nn.Conv2d layout.
         mod = self.__dict__.get('_spconv_conv')
         if mod is None:
+            spconv = require_spconv()
+            from spconv.core import ConvAlgo
             cls = spconv.SubMConv2d if self._s == 1 else spconv.SparseConv2d
             mod = cls(self.in_channels, self.out_channels, self._k, stride=self._s,
                       padding=self._p, bias=False, algo=ConvAlgo.Native)
@@ -424,7 +356,7 @@ class SparseConv2d(nn.Conv2d):
 
     def _spconv_dense_weight(self, feats: Tensor, indices: Tensor, batch: int,
                              size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
-        sp = spconv.SparseConvTensor(feats, indices, list(size), batch)
+        sp = import_spconv().SparseConvTensor(feats, indices, list(size), batch)
         weight = self.weight.permute(0, 2, 3, 1).contiguous()  # [O, kh, kw, I] (spconv KRSC)
         mod = self._spconv_module()
         mod.train(self.training)
@@ -435,71 +367,40 @@ class SparseConv2d(nn.Conv2d):
                           size: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
         # spconv has no grouped conv: take its rulebook (input row -> output row per kernel
         # offset) and apply the per-channel taps with gather / multiply / index_add.
+        from spconv.core import ConvAlgo
+        from spconv.pytorch import ops
         k, s, p = self._k, self._s, self._p
-        subm = s == 1
-        out_idx, pairs, counts = spconv_ops.get_indice_pairs(
+        out_idx, pairs, counts = ops.get_indice_pairs(
             indices, batch, list(size), ConvAlgo.Native, [k, k], [s, s], [p, p], [1, 1],
-            [0, 0], subm, False)
-        counts = counts.tolist()
-        kk = k * k
-        taps = self.weight.view(self.out_channels, kk).t()  # [k*k, C], offset = ky * k + kx
-        centre = kk // 2
-        pairs = pairs.long()
-        # The identity pairs of a submanifold conv (centre tap) need no rulebook.
-        out = feats * taps[centre] if subm else feats.new_zeros(out_idx.shape[0], feats.shape[1])
-        # Gather / scale / scatter-add the other offsets, batched over offsets in chunks of at
-        # most ~16M values (one index_add per chunk instead of one per offset).
-        budget = max(1 << 24, feats.shape[1]) // feats.shape[1]
-        chunk: List[Tuple[int, int]] = []
-
-        def flush() -> Tensor:
-            src = torch.cat([pairs[0, i, :n] for i, n in chunk])
-            dst = torch.cat([pairs[1, i, :n] for i, n in chunk])
-            tap = torch.cat([src.new_full((n, ), i) for i, n in chunk])
-            return out.index_add(0, dst, feats[src] * taps[tap])
-
-        for i in range(kk):
-            if subm and i == centre:
-                continue
-            # A submanifold rulebook counts the first half only; it is symmetric.
-            n = counts[kk - 1 - i] if subm and i > centre else counts[i]
-            if n <= 0:
-                continue
-            if chunk and sum(c for _, c in chunk) + n > budget:
-                out, chunk = flush(), []
-            chunk.append((i, n))
-        if chunk:
-            out = flush()
+            [0, 0], s == 1, False)
+        taps = self.weight.view(self.out_channels, k * k).t()  # [k*k, C], offset = ky * k + kx
+        out = rulebook_conv(feats, taps, pairs, counts.tolist(), out_idx.shape[0], subm=s == 1)
         return out, out_idx.long()
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', backend={self.backend}'
 
 
-class SparseBatchNorm2d(nn.BatchNorm2d):
+class SparseBatchNorm2d(WrappedBatchNorm):
     """BatchNorm over the active sites only; inactive sites are written as exact zeros.
 
-    Same parameters and buffers as ``nn.BatchNorm2d``. ``forward(x, mask)`` with ``x``
-    ``[N, C, H, W]`` and ``mask`` ``[N, H, W]``; without ``mask`` it is looked up in ``sites``.
+    Same parameters, buffers and state-dict keys as ``nn.BatchNorm2d`` (a
+    :class:`~.wrapped_bn.WrappedBatchNorm`: MMEngine's ``sync_bn`` conversion synchronises its
+    statistics and keeps the mask). ``forward(x, mask)`` with ``x`` ``[N, C, H, W]`` and ``mask``
+    ``[N, H, W]``; without ``mask`` it is looked up in ``sites``.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
-                 sites: Optional[ActiveSites] = None) -> None:
-        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+                 sites: Optional[ActiveSites] = None, bn: Optional[nn.Module] = None) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, bn=bn)
         self.sites = sites
 
     @classmethod
     def from_bn(cls, bn: nn.BatchNorm2d,
                 sites: Optional[ActiveSites] = None) -> 'SparseBatchNorm2d':
-        """A sparse BN that *shares* ``bn``'s parameters and running buffers."""
-        new = cls(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats,
-                  sites=sites)
-        new.weight, new.bias = bn.weight, bn.bias
-        if bn.track_running_stats:
-            new.running_mean = bn.running_mean
-            new.running_var = bn.running_var
-            new.num_batches_tracked = bn.num_batches_tracked
+        """A sparse BN around ``bn`` itself (its parameters and running buffers)."""
+        new = cls(bn.num_features, sites=sites, bn=bn)
         new.train(bn.training)
         return new
 
@@ -520,7 +421,7 @@ class SparseBatchNorm2d(nn.BatchNorm2d):
             return out.permute(0, 3, 1, 2)
         active = nhwc[mask]  # [M, C]
         # BatchNorm2d on [M, C, 1, 1]: its statistics (and running buffers) see active sites only.
-        normed = super().forward(active[:, :, None, None])[:, :, 0, 0]
+        normed = self.batch_norm(active[:, :, None, None])[:, :, 0, 0]
         out = out.index_put(mask.nonzero(as_tuple=True), normed)
         return out.permute(0, 3, 1, 2)
 

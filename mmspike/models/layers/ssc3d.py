@@ -6,8 +6,10 @@ on the active voxels only (:class:`SpikeSparseConv3d`). Residuals are added to t
 potential (the BN output), before the next neuron.
 
 E-3DSNN runs one time step: the features ``[M, C]`` of a sparse tensor are treated as a single
-step (``[1, M, C]`` for the neuron). Needs spconv; the CPU shim of
-:mod:`mmspike.models.layers.ssc` makes its backward work without a GPU.
+step (``[1, M, C]`` for the neuron). Needs spconv, imported when a layer is built; building one
+installs mmspike's CPU support into spconv
+(:func:`~mmspike.models.layers.spconv_support.ensure_spconv_cpu_support`: a correct CPU conv at any
+thread count, and a backward without a GPU).
 """
 from typing import Optional, Sequence, Tuple, Union
 
@@ -16,7 +18,8 @@ from torch import Tensor, nn
 
 from mmspike.registry import MODELS
 from ..neurons import build_neuron
-from .ssc import _require_spconv, check_spconv_supported, spconv
+from .spconv_support import import_spconv, require_spconv
+from .ssc import check_spconv_supported
 
 __all__ = ['E3DSNN_NEURON', 'voxelize', 'batch_voxelize', 'run_spconv', 'SpikeSparseConv3d',
            'SpikeSparseBasicBlock3d', 'SpikeVoxelCoding']
@@ -74,7 +77,7 @@ def batch_voxelize(point_clouds: Sequence[Tensor], grid_size: Union[float, Seque
             for ``n`` stride-2 downsamplings, so none of them reaches an empty grid).
             Defaults to 1.
     """
-    _require_spconv()
+    spconv = require_spconv(cpu_support=False)
     if isinstance(point_clouds, Tensor):
         raise TypeError('pass a list of [N_i, C] point clouds, one per sample')
     if len(point_clouds) == 0:
@@ -118,7 +121,7 @@ class SpikeSparseConv3d(nn.Module):
                  inverse: bool = False, indice_key: Optional[str] = None,
                  neuron: Optional[dict] = E3DSNN_NEURON, norm: bool = True) -> None:
         super().__init__()
-        _require_spconv()
+        spconv = require_spconv()
         if inverse and indice_key is None:
             raise ValueError('an inverse SpikeSparseConv3d needs the indice_key of the '
                              'downsampling conv it inverts')
@@ -138,7 +141,7 @@ class SpikeSparseConv3d(nn.Module):
         self.bn = nn.BatchNorm1d(out_channels, eps=1e-3, momentum=0.01) if norm else None
 
     def forward(self, x: 'spconv.SparseConvTensor') -> 'spconv.SparseConvTensor':
-        if not isinstance(x, spconv.SparseConvTensor):
+        if not isinstance(x, import_spconv().SparseConvTensor):
             raise TypeError(f'SpikeSparseConv3d expects an spconv SparseConvTensor, got '
                             f'{type(x).__name__}')
         spikes = self.neuron(x.features.unsqueeze(0)).squeeze(0)
@@ -212,7 +215,7 @@ class SpikeVoxelCoding(nn.Module):
             points (list[Tensor] | SparseConvTensor): ``[N_i, in_channels]`` clouds (xyz first),
                 or already voxelized input.
         """
-        if isinstance(points, spconv.SparseConvTensor):
+        if isinstance(points, import_spconv().SparseConvTensor):
             x = points
         else:
             for p in points:

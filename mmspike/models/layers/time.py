@@ -1,8 +1,18 @@
 """The ``[T, B, ...]`` time convention: one place that folds time into the batch and back.
 
 Stateless layers (conv, BN, linear, pooling) run on ``T * B`` samples at once; neurons see ``[T, ...]``.
+
+**The input-layout rule** of every module that accepts both time-major and plain feature maps
+(necks, heads; :func:`as_time_major`): the rank decides, and nothing else is guessed.
+
+* 5-D is a time-major map ``[T, B, C, H, W]``;
+* 4-D is a plain map ``[B, C, H, W]``, read as one time step (``T = 1``);
+* token sequences ``[T, B, N, C]`` are never inferred from the rank: a module that reads tokens
+  takes them only when told so by its ``input_layout='tokens'`` argument;
+* any other rank, and a channel count that differs from the one the module was built for,
+  is a ``ValueError`` naming the module and the shape.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +44,28 @@ def to_time_sequence(x: Tensor, T: int, static_dims: int = 4) -> Tensor:
         return x
     raise ValueError(f'expected a [B, C, H, W] image or a [T, B, C, H, W] sequence, '
                      f'got shape {tuple(x.shape)}')
+
+
+def as_time_major(x: Tensor, who: str, channels: Optional[int] = None) -> Tensor:
+    """Apply the input-layout rule (module docs): ``[T, B, C, H, W]`` as it is, ``[B, C, H, W]``
+    as ``[1, B, C, H, W]`` (a view).
+
+    Args:
+        x (Tensor): A 5-D or 4-D feature map.
+        who (str): The module, for errors.
+        channels (int, optional): The channel count C the module expects. Defaults to None
+            (not checked).
+    """
+    if x.dim() == 4:
+        x = x.unsqueeze(0)
+    elif x.dim() != 5:
+        raise ValueError(f'{who} expects a [T, B, C, H, W] or [B, C, H, W] map, got shape '
+                         f'{tuple(x.shape)} (token sequences need input_layout=\'tokens\' '
+                         f'where a module reads them)')
+    if channels is not None and x.shape[2] != channels:
+        raise ValueError(f'{who} expects {channels} channels at dim 2 of [T, B, C, H, W] (dim 1 '
+                         f'of [B, C, H, W]), got shape {tuple(x.shape)}')
+    return x
 
 
 class TimeDistributed(nn.Module):

@@ -1,7 +1,7 @@
 """SpikeYOLO's spiking meta blocks (Luo et al., ECCV 2024) on ``[T, B, C, H, W]``.
 
 Every convolution is fed by a neuron (spikes in, membrane potential out); residual sums are taken on
-the membrane potential. The re-parameterisable convs (``RepConv`` of :mod:`.attention` and
+the membrane potential. The re-parameterisable convs (``RepConv`` of :mod:`.rep_conv` and
 :class:`SepRepConv`) pad with the value BatchNorm gives a zero input (``BNAndPad``), so each one
 folds into a single conv after training.
 """
@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from mmspike.registry import MODELS
 from ..neurons import build_neuron
-from .attention import BNAndPad, RepConv
+from .rep_conv import BNAndPad, RepConv
 from .conv import SpikeConvBN
 from .time import TimeDistributed, fold_time, unfold_time
 

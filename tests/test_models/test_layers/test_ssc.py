@@ -1,4 +1,4 @@
-"""Spike Sparse Convolution (2D): masks, dense reference, spconv backend and its CPU shim."""
+"""Spike Sparse Convolution (2D): masks, dense reference, spconv backend and its CPU support."""
 import copy
 
 import pytest
@@ -146,32 +146,53 @@ def test_spike_sparse_conv_backends_agree(ratio):
 
 
 @needs_spconv
-def test_spconv_cpu_shim_two_threads():
-    """spconv's CPU conv sums go wrong with 2 intra-op threads (issue 679); the shim runs them on
-    one thread, so many random SubMConv2d calls under 2 threads all match the dense reference."""
+def test_spconv_backend_two_threads_leaves_the_thread_count_alone(monkeypatch):
+    """spconv's own CPU conv sums go wrong with 2 intra-op threads (issue 679); with mmspike's
+    CPU support every random call under 2 threads matches the dense reference, forward and
+    backward, and nothing changes the process's thread count on the way."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
+
+    def refuse(n):
+        raise AssertionError(f'torch.set_num_threads({n}) called during an SSC forward/backward')
+
     try:
-        for seed in range(12):
+        monkeypatch.setattr(torch, 'set_num_threads', refuse)
+        for seed in range(8):
             torch.manual_seed(seed)
-            conv = SparseConv2d(16, 32, 3, bias=False, backend='spconv')
+            groups = 16 if seed % 4 == 3 else 1  # the depthwise rulebook path too
+            conv = SparseConv2d(16, 16 if groups > 1 else 32, 3, stride=1 + seed % 2,
+                                groups=groups, bias=False, backend='spconv')
             mask = random_mask(2, 14, 14, 0.5, seed)
             x = torch.randn(2, 16, 14, 14, requires_grad=True)
             y = conv(x, mask)
-            ref = F.conv2d(x * mask[:, None], conv.weight, None, 1, 1) * mask[:, None]
+            ref = F.conv2d(x * mask[:, None], conv.weight, None, conv.stride, 1, groups=groups)
+            ref = ref * conv.output_mask(mask)[:, None]
             torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)
-        y.sum().backward()  # the native backward needs the stream shim without a GPU
-        assert torch.get_num_threads() == 2  # restored after every call
+            g = torch.randn_like(y)
+            gx, gw = torch.autograd.grad((y * g).sum(), (x, conv.weight))
+            rx, rw = torch.autograd.grad((ref * g).sum(), (x, conv.weight))
+            torch.testing.assert_close(gx, rx, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(gw, rw, rtol=1e-4, atol=1e-4)
+            assert torch.get_num_threads() == 2
     finally:
+        monkeypatch.undo()
         torch.set_num_threads(threads)
 
 
 @needs_spconv
-@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
-def test_stream_shim_without_cuda():
+def test_cpu_support_installed_by_an_spconv_layer_and_idempotent():
     from spconv.pytorch import ops
-    assert ops.get_current_stream() == 0
-    assert ops.indice_conv._mmspike_shim == 'indice_conv'
+
+    from mmspike.models.layers.spconv_support import (ensure_spconv_cpu_support,
+                                                      spconv_cpu_support_installed)
+    SparseConv2d(4, 4, 3, backend='spconv')  # the constructor installs it (documented)
+    assert spconv_cpu_support_installed()
+    kernels = (ops.indice_conv, ops.indice_conv_backward, ops.get_current_stream)
+    assert ensure_spconv_cpu_support() is True
+    assert (ops.indice_conv, ops.indice_conv_backward, ops.get_current_stream) == kernels
+    if not torch.cuda.is_available():
+        assert ops.get_current_stream() == 0
 
 
 @needs_spconv

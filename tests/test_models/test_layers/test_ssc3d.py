@@ -49,7 +49,8 @@ def dense_reference(conv_weight, x, stride=1):
 
 def test_submanifold_spike_conv_matches_dense_with_two_threads():
     """Neuron -> SubMConv3d -> BN equals the dense computation at the active voxels, forward and
-    backward, with 2 intra-op threads (spconv's CPU kernel needs the single-thread shim)."""
+    backward, with 2 intra-op threads (spconv's own CPU kernel is wrong there; the layer installs
+    mmspike's CPU support)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
