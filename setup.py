@@ -11,7 +11,7 @@ setup(
     version='0.1.0',
     description='Spiking neural networks for OpenMMLab: E-SpikeFormer, SpikeYOLO, SSC',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
-    package_data={'mmspike.datasets': ['*.txt', '*.md']},
+    package_data={'mmspike.classification.datasets': ['*.txt', '*.md']},
     python_requires='>=3.9',
     install_requires=read_requirements('requirements/runtime.txt'),
     extras_require={'tests': read_requirements('requirements/tests.txt')},

@@ -25,7 +25,7 @@ import torch
 
 from mmspike.models.backbones import ESpikeFormer
 from mmspike.models.layers.ssc import SparseConv2d, spconv_available
-from mmspike.models.selfsup import convert_espikeformer_to_ssc, patch_mask_to_pixels, \
+from mmspike.classification.selfsup import convert_espikeformer_to_ssc, patch_mask_to_pixels, \
     random_patch_mask
 
 # (name, in, out, kernel, stride, groups, input size) for 224x224 images, 10M-like widths.

@@ -5,13 +5,13 @@ Configs of mmpretrain, mmdet or mmseg use mmspike modules with::
     custom_imports = dict(imports=['mmspike.models'], allow_failed_imports=False)
     model = dict(backbone=dict(type='mmspike.ESpikeFormer', ...))
 
-``locations`` lets MMEngine import the modules lazily when the scope ``mmspike`` is the default one
-(e.g. ``default_scope = 'mmspike'``).
+``locations`` lets MMEngine import the core lazily when ``mmspike`` is the default scope. Task
+modules (heads, datasets, transforms of ``mmspike.classification`` / ``detection`` /
+``segmentation`` / ``points``) register when their package is imported (``custom_imports``); they
+are not import locations because each needs its own OpenMMLab library.
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
-from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
@@ -19,14 +19,8 @@ from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmspike',
                   locations=['mmspike.models'])
-DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmspike',
-                    locations=['mmspike.datasets'])
-TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmspike',
-                      locations=['mmspike.datasets.transforms'])
-METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='mmspike',
-                   locations=['mmspike.evaluation'])
-EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, scope='mmspike',
-                     locations=['mmspike.evaluation'])
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='mmspike')
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmspike')
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmspike',
                  locations=['mmspike.engine'])
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope='mmspike',

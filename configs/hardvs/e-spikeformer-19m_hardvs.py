@@ -12,7 +12,7 @@
 # `event_test_pipeline` below and list .npz paths.
 _base_ = ['mmpretrain::_base_/default_runtime.py']
 
-custom_imports = dict(imports=['mmspike.models', 'mmspike.datasets'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmspike.classification'], allow_failed_imports=False)
 
 num_classes = 300
 T = 8

@@ -12,7 +12,7 @@
 # membrane across the T steps. 32x32 input (the 34x34 sensor resized), AdamW lr 2e-3, 6 epochs.
 _base_ = ['mmpretrain::_base_/default_runtime.py']
 
-custom_imports = dict(imports=['mmspike.models', 'mmspike.datasets'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmspike.classification'], allow_failed_imports=False)
 
 num_classes = 10
 T = 4

@@ -18,7 +18,7 @@ _base_ = [
     './_base_/schedules/digit_canvas_6e.py',
     './_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmspike.models', 'mmspike.datasets'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmspike.detection'], allow_failed_imports=False)
 
 width = 64
 num_classes = 10

@@ -14,7 +14,7 @@ _base_ = [
     './_base_/schedules/digit_canvas_6e.py',
     './_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmspike.models', 'mmspike.datasets'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmspike.detection'], allow_failed_imports=False)
 
 arch = 'n'
 in_channels = [96, 192, 384]  # backbone strides 8/16/32 = the PAN's outputs (scale n)

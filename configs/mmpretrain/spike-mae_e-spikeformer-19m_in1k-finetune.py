@@ -9,7 +9,7 @@
 # and loaded by mmspike.PretrainedBackboneHook with exact keys: a missing or unexpected key stops
 # the run with the list of them (no strict=False).
 _base_ = ['./e-spikeformer-19m_1x4_8xb128_in1k.py']
-custom_imports = dict(imports=['mmspike.models', 'mmspike.engine'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmspike.classification', 'mmspike.engine'], allow_failed_imports=False)
 
 pretrained_backbone = 'work_dirs/spike-mae_e-spikeformer-19m_in1k-pretrain/backbone.pth'
 

@@ -8,7 +8,7 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs512_mae.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['mmspike.models', 'mmspike.engine'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmspike.classification', 'mmspike.engine'], allow_failed_imports=False)
 
 model = dict(
     type='mmspike.SpikeMAE',

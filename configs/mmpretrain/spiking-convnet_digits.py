@@ -2,7 +2,7 @@
 # 8x8 handwritten digits on a CPU in about a minute. Stock mmpretrain classifier, head and metric.
 _base_ = ['mmpretrain::_base_/default_runtime.py']
 
-custom_imports = dict(imports=['mmspike.models', 'mmspike.datasets'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmspike.classification'], allow_failed_imports=False)
 
 model = dict(
     type='ImageClassifier',

@@ -1,15 +1,14 @@
-from .digit_canvas import (DigitCanvasCocoDataset, DigitCanvasSegDataset, build_digit_canvas,
-                           compose_canvases)
-from .digit_events import DigitEventsDataset, build_digit_events, digit_to_events
-from .digits import DigitsDataset
+"""Data readers and builders of the core: event-file formats and the deterministic digit-canvas /
+digit-event builders. No OpenMMLab library is imported here; the dataset classes that wrap these
+for mmpretrain, mmdet and mmseg live in the task packages (``mmspike.classification.datasets``,
+``mmspike.detection.datasets``, ``mmspike.segmentation.datasets``)."""
+from .digit_canvas import build_digit_canvas, compose_canvases, digits_split
+from .digit_events import build_digit_events, digit_to_events
 from .events import (EventFileError, load_atis_bin, load_events, load_npz_events,
                      save_npz_events, validate_events)
-from .hardvs import HARDVS_CLASSES, HARDVSDataset, load_hardvs_classes
-from .transforms import *  # noqa: F401,F403
 
 __all__ = [
-    'DigitsDataset', 'DigitCanvasCocoDataset', 'DigitCanvasSegDataset', 'DigitEventsDataset',
-    'build_digit_canvas', 'compose_canvases', 'build_digit_events', 'digit_to_events',
-    'HARDVSDataset', 'HARDVS_CLASSES', 'load_hardvs_classes', 'EventFileError',
-    'load_events', 'load_npz_events', 'load_atis_bin', 'save_npz_events', 'validate_events'
+    'build_digit_canvas', 'compose_canvases', 'digits_split', 'build_digit_events',
+    'digit_to_events', 'EventFileError', 'load_events', 'load_npz_events', 'load_atis_bin',
+    'save_npz_events', 'validate_events'
 ]

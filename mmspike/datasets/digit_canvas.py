@@ -1,7 +1,7 @@
 """Digit canvases: a small real detection / instance / semantic segmentation set a CPU learns.
 
 Built from the 1,797 real 8x8 handwritten digits that scikit-learn ships (UCI optdigits, BSD),
-split as :class:`mmspike.datasets.DigitsDataset` splits them (stratified, 25 % held out, seed 0):
+split as :class:`mmspike.classification.datasets.DigitsDataset` splits them (stratified, 25 % held out, seed 0):
 **train canvases use only training digits, test canvases only test digits**, so the test metric
 is measured on handwriting the model never saw.
 
@@ -27,7 +27,9 @@ How a split is made (:func:`compose_canvases`, deterministic, NumPy only):
     BUILD.json                            generator version and parameters
 
 The datasets build it at first use (atomically: into a temporary folder renamed into place);
-a root built with other parameters is an error, never silently rebuilt or deleted.
+a root built with other parameters is an error, never silently rebuilt or deleted. The dataset
+classes live in the task packages: :class:`mmspike.detection.datasets.DigitCanvasCocoDataset`
+(mmdet) and :class:`mmspike.segmentation.datasets.DigitCanvasSegDataset` (mmseg).
 ``python -c "from mmspike.datasets.digit_canvas import build_digit_canvas as b; b()"`` builds it
 by hand.
 """
@@ -39,12 +41,11 @@ import tempfile
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
-from mmdet.datasets import CocoDataset
-from mmseg.datasets import BaseSegDataset
 
-from mmspike.registry import DATASETS
 
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
+DIGIT_PALETTE = [(220, 20, 60), (119, 11, 32), (0, 0, 142), (0, 0, 230), (106, 0, 228),
+                 (0, 60, 100), (0, 80, 100), (0, 0, 70), (0, 0, 192), (250, 170, 30)]
 DIGIT_CANVAS_VERSION = 1
 DEFAULT_ROOT = 'data/digit_canvas'
 # The parameters of the shipped configs; BUILD.json records them.
@@ -270,62 +271,6 @@ def _build_atomically(root: str, record: dict, write) -> str:
     return root
 
 
-def _dataset_root(data_root: str, builder, build_cfg: dict) -> str:
+def build_at_first_use(data_root: str, builder, build_cfg: dict) -> str:
     builder(data_root, **(build_cfg or {}))
     return data_root
-
-
-@DATASETS.register_module()
-class DigitCanvasCocoDataset(CocoDataset):
-    """Digit canvases as an mmdet COCO instance dataset (boxes and masks, 10 classes).
-
-    Builds ``data_root`` at first use (:func:`build_digit_canvas`); the COCO file is
-    ``annotations/instances_{split}.json`` and the images ``images/{split}/``, so an
-    ``mmdet.CocoMetric`` with ``ann_file=data_root + 'annotations/instances_test.json'``
-    evaluates it.
-
-    Args:
-        split (str): ``'train'`` or ``'test'``. Defaults to ``'train'``.
-        data_root (str): Defaults to ``'data/digit_canvas/'``.
-        build_cfg (dict, optional): Overrides of :data:`DEFAULT_CANVAS_CFG`.
-            Defaults to None.
-        **kwargs: Other arguments of :class:`mmdet.datasets.CocoDataset`.
-    """
-    METAINFO = dict(classes=DIGIT_CLASSES,
-                    palette=[(220, 20, 60), (119, 11, 32), (0, 0, 142), (0, 0, 230),
-                             (106, 0, 228), (0, 60, 100), (0, 80, 100), (0, 0, 70),
-                             (0, 0, 192), (250, 170, 30)])
-
-    def __init__(self, split: str = 'train', data_root: str = DEFAULT_ROOT + '/',
-                 build_cfg: dict = None, **kwargs) -> None:
-        if split not in ('train', 'test'):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        _dataset_root(data_root.rstrip('/'), build_digit_canvas, build_cfg)
-        kwargs.setdefault('ann_file', f'annotations/instances_{split}.json')
-        kwargs.setdefault('data_prefix', dict(img=f'images/{split}/'))
-        super().__init__(data_root=data_root, **kwargs)
-
-@DATASETS.register_module()
-class DigitCanvasSegDataset(BaseSegDataset):
-    """Digit canvases as an mmseg dataset: 11 classes (background and the 10 digits),
-    label 255 on the faint fringe of each digit (ignored).
-
-    Args:
-        split (str): ``'train'`` or ``'test'``. Defaults to ``'train'``.
-        data_root (str): Defaults to ``'data/digit_canvas/'``.
-        build_cfg (dict, optional): Overrides of :data:`DEFAULT_CANVAS_CFG`.
-            Defaults to None.
-        **kwargs: Other arguments of :class:`mmseg.datasets.BaseSegDataset`.
-    """
-    METAINFO = dict(classes=('background', ) + DIGIT_CLASSES,
-                    palette=[[0, 0, 0]] + DigitCanvasCocoDataset.METAINFO['palette'])
-
-    def __init__(self, split: str = 'train', data_root: str = DEFAULT_ROOT + '/',
-                 build_cfg: dict = None, **kwargs) -> None:
-        if split not in ('train', 'test'):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        _dataset_root(data_root.rstrip('/'), build_digit_canvas, build_cfg)
-        kwargs.setdefault('data_prefix', dict(img_path=f'images/{split}',
-                                              seg_map_path=f'seg/{split}'))
-        super().__init__(data_root=data_root, img_suffix='.png', seg_map_suffix='.png',
-                         reduce_zero_label=False, ignore_index=SEG_IGNORE, **kwargs)

@@ -1,7 +1,7 @@
 """Digit events: event-camera streams made from the real scikit-learn digits, with a held-out split.
 
 A small event-classification set that two CPU cores learn in minutes, read through the HAR-DVS
-route (:class:`HARDVSDataset` -> ``LoadEvents`` -> ``EventsToFrames`` -> T frames). No public
+route (:class:`~mmspike.classification.datasets.HARDVSDataset` -> ``LoadEvents`` -> ``EventsToFrames`` -> T frames). No public
 event dataset is small and permissive enough to ship, so the streams are **derived** with a
 documented event-camera model, N-MNIST's recording procedure (Orchard et al. 2015) applied in
 simulation: the sensor makes three saccades over a static digit and every pixel emits events
@@ -24,9 +24,9 @@ The converter (:func:`digit_to_events`, deterministic, NumPy only):
 Streams follow the compact-file convention (``t`` us from 0, ``x``, ``y``, ``p``; sorted by
 time, then pixel). :func:`build_digit_events` writes
 ``events/{train,test}/<digit index>.npz`` and ``ann_{train,test}.txt`` (``<path> <label>``) under
-``data/digit_events``, with the split of :class:`DigitsDataset` (1,347 / 450; ``max_per_split``
+``data/digit_events``, with the split of :class:`~mmspike.classification.datasets.DigitsDataset` (1,347 / 450; ``max_per_split``
 keeps only the first digits of each, for quick tests), and
-:class:`DigitEventsDataset` builds it at first use.
+:class:`~mmspike.classification.datasets.DigitEventsDataset` builds it at first use.
 """
 import os
 import os.path as osp
@@ -34,10 +34,8 @@ from typing import Tuple
 
 import numpy as np
 
-from mmspike.registry import DATASETS
 from .digit_canvas import DIGIT_CLASSES, _build_atomically, digits_split
 from .events import save_npz_events
-from .hardvs import HARDVSDataset
 
 DIGIT_EVENTS_VERSION = 1
 DEFAULT_EVENTS_ROOT = 'data/digit_events'
@@ -154,26 +152,3 @@ def build_digit_events(root: str = DEFAULT_EVENTS_ROOT, **cfg) -> str:
                 f.writelines(lines)
 
     return _build_atomically(root, record, write)
-
-
-@DATASETS.register_module()
-class DigitEventsDataset(HARDVSDataset):
-    """The digit event streams as a :class:`HARDVSDataset` of ``.npz`` clips (10 classes,
-    sensor 34x34), built at first use.
-
-    Args:
-        split (str): ``'train'`` or ``'test'``. Defaults to ``'train'``.
-        data_root (str): Defaults to ``'data/digit_events'``.
-        build_cfg (dict, optional): Overrides of :data:`DEFAULT_EVENTS_CFG`. Defaults to None.
-        **kwargs: Other arguments of :class:`HARDVSDataset` (``pipeline``, ``test_mode``...).
-    """
-    METAINFO = {'classes': DIGIT_CLASSES}
-
-    def __init__(self, split: str = 'train', data_root: str = DEFAULT_EVENTS_ROOT,
-                 build_cfg: dict = None, **kwargs) -> None:
-        if split not in ('train', 'test'):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        build_digit_events(data_root, **(build_cfg or {}))
-        kwargs.setdefault('ann_file', f'ann_{split}.txt')
-        super().__init__(data_root=data_root, data_prefix='', modality='events',
-                         sensor_size=DIGIT_EVENTS_SENSOR, classes=DIGIT_CLASSES, **kwargs)

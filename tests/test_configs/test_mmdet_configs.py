@@ -22,7 +22,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-import mmspike.models  # noqa: F401
+import mmspike.detection  # noqa: F401
 from mmspike.models.necks import SpikeFPN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ def mmdet_scope():
 
 def load(name: str) -> Config:
     cfg = Config.fromfile(str(CONFIG_DIR / name))
-    assert cfg.custom_imports == dict(imports=['mmspike.models'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['mmspike.detection'], allow_failed_imports=False)
     assert cfg.default_scope == 'mmdet'
     return cfg
 

@@ -18,6 +18,7 @@ from mmengine.utils import import_modules_from_strings
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+import mmspike.classification  # noqa: F401
 from mmspike.models.backbones import ESpikeFormer
 from mmspike.models.neurons import IntegerNeuron
 from mmspike.registry import MODELS as MMSPIKE_MODELS
@@ -65,7 +66,7 @@ def _model_key(name: str) -> str:
 
 def _load(name: str) -> Config:
     cfg = Config.fromfile(str(CONFIG_DIR / name))
-    assert cfg.custom_imports == dict(imports=['mmspike.models'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['mmspike.classification'], allow_failed_imports=False)
     import_modules_from_strings(**cfg.custom_imports)
     model = cfg.model
     model.setdefault('data_preprocessor', cfg.get('data_preprocessor'))

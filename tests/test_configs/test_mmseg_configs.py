@@ -19,6 +19,7 @@ from mmengine.runner import Runner
 from mmengine.utils import import_modules_from_strings
 from mmseg.registry import MODELS
 
+import mmspike.segmentation  # noqa: F401
 from mmspike.models.neurons import IntegerNeuron
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +42,7 @@ def mmseg_scope():
 
 def _load(name: str) -> Config:
     cfg = Config.fromfile(str(CONFIG_DIR / name))
-    assert cfg.custom_imports == dict(imports=['mmspike.models'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['mmspike.segmentation'], allow_failed_imports=False)
     assert cfg.default_scope == 'mmseg'
     import_modules_from_strings(**cfg.custom_imports)
     return cfg

@@ -8,7 +8,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from mmspike.datasets import DigitsDataset
+from mmspike.classification.datasets import DigitsDataset
 from mmspike.datasets.digit_canvas import (SEG_IGNORE, build_digit_canvas, compose_canvases,
                                            digits_split, mask_to_rle)
 

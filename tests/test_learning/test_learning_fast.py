@@ -19,7 +19,9 @@ from mmengine.dataset import pseudo_collate
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-import mmspike.datasets  # noqa: F401
+import mmspike.classification  # noqa: F401
+import mmspike.detection  # noqa: F401
+import mmspike.segmentation  # noqa: F401
 import mmspike.models  # noqa: F401
 from mmspike.registry import DATASETS, MODELS
 

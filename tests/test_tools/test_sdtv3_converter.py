@@ -14,7 +14,7 @@ import pytest
 import torch
 from mmengine.registry import MODELS, init_default_scope
 
-import mmspike.models  # noqa: F401
+import mmspike.classification  # noqa: F401
 from mmspike.engine.checkpoint import load_state_dict_file
 from mmspike.models.backbones.e_spikeformer import ESpikeFormer
 

@@ -16,7 +16,7 @@ import os.path as osp
 import pytest
 import torch
 
-import mmspike.models  # noqa: F401
+import mmspike.classification  # noqa: F401
 from mmspike.models.execution import execution_mode
 from mmspike.models.neurons import IntegerNeuron
 

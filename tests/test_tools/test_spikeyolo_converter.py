@@ -12,7 +12,7 @@ import os.path as osp
 import pytest
 import torch
 
-import mmspike.models  # noqa: F401
+import mmspike.detection  # noqa: F401
 from mmspike.models.execution import execution_mode
 from mmspike.models.neurons import IntegerNeuron
 

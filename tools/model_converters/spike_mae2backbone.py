@@ -70,7 +70,7 @@ def main(argv=None) -> None:
     if osp.realpath(args.src) == osp.realpath(args.dst):
         raise SystemExit(f'refusing to overwrite the source checkpoint {args.src}: give another '
                          f'output path')
-    from mmspike.models.selfsup import mae_to_backbone_state_dict
+    from mmspike.classification.selfsup import mae_to_backbone_state_dict
     src_state_dict = load_state_dict_file(args.src)
     check_is_spike_mae(src_state_dict, args.src)
     state_dict = mae_to_backbone_state_dict(src_state_dict)

@@ -2,5 +2,5 @@
 # backbones, necks and heads the configs name as `mmspike.*`).
 _base_ = 'mmdet::_base_/default_runtime.py'
 
-custom_imports = dict(imports=['mmspike.models'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmspike.detection'], allow_failed_imports=False)
 default_scope = 'mmdet'

@@ -7,7 +7,7 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     './schedules/spike-adamw_160k.py',
 ]
-custom_imports = dict(imports=['mmspike.models'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmspike.segmentation'], allow_failed_imports=False)
 default_scope = 'mmseg'
 
 train_dataloader = dict(batch_size=4)

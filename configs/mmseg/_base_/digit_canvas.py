@@ -4,7 +4,7 @@
 # held-out digits. The dataset builds data/digit_canvas/ at first use. No flips (a mirrored digit
 # is not the same digit). mmseg's runtime and IoUMetric.
 _base_ = ['mmseg::_base_/default_runtime.py']
-custom_imports = dict(imports=['mmspike.models', 'mmspike.datasets'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmspike.segmentation'], allow_failed_imports=False)
 default_scope = 'mmseg'
 
 dataset_type = 'mmspike.DigitCanvasSegDataset'

@@ -2,12 +2,12 @@
 from typing import Optional, Sequence, Tuple, Union
 
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmspike.registry import MODELS
 from ..layers import fold_time, reduce_time, unfold_time
+from ..layers.norm import build_norm
 from ..neurons import build_neuron
 
 EXTRA_CONV_SOURCES = ('on_input', 'on_lateral', 'on_output')
@@ -23,7 +23,8 @@ class SpikeConvModule(nn.Module):
         kernel_size (int): Kernel size.
         stride (int): Defaults to 1.
         neuron (dict, optional): Neuron before the conv (None: real-valued input).
-        norm_cfg (dict, optional): mmcv norm config (``dict(type='BN')``, ``'GN'``, ``'SyncBN'``).
+        norm_cfg (dict, optional): Norm config (``dict(type='BN')``, ``'GN'``, ``'SyncBN'``; see
+            :func:`~mmspike.models.layers.norm.build_norm`).
             Defaults to None.
     """
 
@@ -33,8 +34,7 @@ class SpikeConvModule(nn.Module):
         self.neuron = build_neuron(neuron)
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
                               bias=norm_cfg is None)
-        self.norm = (build_norm_layer(norm_cfg, out_channels)[1]
-                     if norm_cfg is not None else nn.Identity())
+        self.norm = build_norm(norm_cfg, out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
         y, T = fold_time(self.neuron(x))

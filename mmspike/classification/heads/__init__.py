@@ -1,0 +1,3 @@
+from .distill_head import SpikeDistillClsHead
+
+__all__ = ['SpikeDistillClsHead']

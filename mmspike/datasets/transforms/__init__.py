@@ -1,9 +1,0 @@
-from .event_transforms import (CenterCropClip, EventsToFrames, FramesToPolarity, LoadEvents,
-                               LoadFrameClip, PackEventInputs, RandomFlipClip, ResizeClip,
-                               SampleEventWindow, SampleFrameClip, events_to_frames, list_frames)
-
-__all__ = [
-    'LoadEvents', 'SampleEventWindow', 'EventsToFrames', 'SampleFrameClip', 'LoadFrameClip',
-    'ResizeClip', 'CenterCropClip', 'RandomFlipClip', 'FramesToPolarity', 'PackEventInputs',
-    'events_to_frames', 'list_frames'
-]

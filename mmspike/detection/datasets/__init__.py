@@ -1,0 +1,3 @@
+from .digit_canvas import DigitCanvasCocoDataset
+
+__all__ = ['DigitCanvasCocoDataset']

@@ -1,0 +1,3 @@
+from .spike_yolo_head import SpikeYOLOHead
+
+__all__ = ['SpikeYOLOHead']

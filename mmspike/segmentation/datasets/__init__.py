@@ -1,0 +1,3 @@
+from .digit_canvas import DigitCanvasSegDataset
+
+__all__ = ['DigitCanvasSegDataset']

@@ -1,0 +1,3 @@
+from .spike_seg_heads import SpikeFPNHead
+
+__all__ = ['SpikeFPNHead']
