@@ -23,6 +23,36 @@ def parse_out_indices(out_indices: Union[int, Sequence[int]], num_stages: int) -
     return tuple(sorted(parsed))
 
 
+def check_arch(owner: str, arch_settings: Dict[str, dict], arch_keys: Sequence[str],
+               arch: Union[str, dict], required: Sequence[str]) -> dict:
+    """The arch parser of every mmspike backbone: a deep copy of the named ``arch_settings``
+    entry, or of a custom arch dict once it is checked for the ``required`` keys and for keys
+    outside ``arch_keys``.
+
+    Args:
+        owner (str): The backbone's name, for errors.
+        arch_settings (dict): Named archs.
+        arch_keys (Sequence[str]): Every key a custom arch dict may have.
+        arch (str | dict): A name of ``arch_settings`` or a custom arch dict.
+        required (Sequence[str]): Keys a custom arch dict must have.
+    """
+    if isinstance(arch, str):
+        if arch not in arch_settings:
+            raise ValueError(f'unknown arch {arch!r} for {owner}; choose from '
+                             f'{sorted(arch_settings)} or pass a dict')
+        return copy.deepcopy(arch_settings[arch])
+    if not isinstance(arch, dict):
+        raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
+    missing = set(required) - set(arch)
+    if missing:
+        raise ValueError(f'arch dict lacks {sorted(missing)}')
+    unknown = set(arch) - set(arch_keys)
+    if unknown:
+        raise ValueError(f'arch dict has unknown keys {sorted(unknown)}; '
+                         f'known keys: {list(arch_keys)}')
+    return copy.deepcopy(arch)
+
+
 class BaseSpikeBackbone(BaseModule):
     """Base of backbones made of ``self.stages`` (an ``nn.ModuleList`` run in order).
 
@@ -34,23 +64,8 @@ class BaseSpikeBackbone(BaseModule):
     arch_keys: Tuple[str, ...] = ()
 
     def _check_arch(self, arch: Union[str, dict], required: Sequence[str]) -> dict:
-        """A deep copy of the named ``arch_settings`` entry, or of a custom arch dict once it is
-        checked for ``required`` keys and keys outside ``arch_keys``."""
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise ValueError(f'unknown arch {arch!r} for {type(self).__name__}; choose from '
-                                 f'{sorted(self.arch_settings)} or pass a dict')
-            return copy.deepcopy(self.arch_settings[arch])
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a name or a dict, got {type(arch).__name__}')
-        missing = set(required) - set(arch)
-        if missing:
-            raise ValueError(f'arch dict lacks {sorted(missing)}')
-        unknown = set(arch) - set(self.arch_keys)
-        if unknown:
-            raise ValueError(f'arch dict has unknown keys {sorted(unknown)}; '
-                             f'known keys: {list(self.arch_keys)}')
-        return copy.deepcopy(arch)
+        """:func:`check_arch` with this backbone's ``arch_settings`` and ``arch_keys``."""
+        return check_arch(type(self).__name__, self.arch_settings, self.arch_keys, arch, required)
 
     def __init__(self, in_channels: int, T: int,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:

@@ -51,11 +51,11 @@ encoder loads every encoder weight.
 import copy
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import torch
 from torch import nn
 
 from mmspike.registry import MODELS
 from ..layers import SpikeConvBlock, SpikeConvBN, SpikeTransformerBlock
+from ..layers.blocks import drop_path_rates
 from .base_backbone import BaseSpikeBackbone
 
 # Block settings of the two E-SpikeFormer families (upstream.md, section 2).
@@ -179,8 +179,6 @@ class ESpikeFormer(BaseSpikeBackbone):
         conv_stages = arch['conv_stages']
         if not 0 <= conv_stages <= num_stages:
             raise ValueError(f'conv_stages={conv_stages} must be in [0, {num_stages}]')
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
         if layer_scale_init_value is None:
             layer_scale_init_value = arch['layer_scale_init_value']
         if layer_scale_init_value < 0:
@@ -194,7 +192,7 @@ class ESpikeFormer(BaseSpikeBackbone):
 
         conv_cfg = dict(arch['conv_block'], neuron=neuron)
         num_transformer = sum(depths[conv_stages:])
-        dpr = torch.linspace(0, drop_path_rate, max(num_transformer, 1)).tolist()
+        dpr = drop_path_rates(drop_path_rate, num_transformer, 'linspace')
         block_ids = iter(range(num_transformer))
 
         def make_block(i: int, c: int) -> nn.Module:

@@ -21,6 +21,7 @@ pwconv2.bn``, and a RepConv ``body.0 / body.1.bn / body.2.0 / body.2.1 / body.2.
 from typing import Dict, List, Optional, Sequence, Union
 
 from mmspike.registry import MODELS
+from ..neurons.presets import SPIKFORMER_ATTN_LIF, SPIKFORMER_LIF
 from .e_spikeformer import ESpikeFormer, _arch
 
 _META_FAMILY = dict(
@@ -30,9 +31,6 @@ _META_FAMILY = dict(
         num_heads=8, mlp_ratio=4, sepconv_kernel=None, pre_mixer=False,
         attn_cfg=dict(projection='repconv', value_ratio=1, scale=0.125)),
     layer_scale_init_value=0.0)
-
-_LIF = dict(type='LIF', tau=2.0, v_threshold=1.0)
-_LIF_ATTN = dict(type='LIF', tau=2.0, v_threshold=0.5)
 
 
 @MODELS.register_module()
@@ -68,12 +66,12 @@ class MetaSpikeFormer(ESpikeFormer):
                  arch: Union[str, dict] = '55m',
                  in_channels: int = 3,
                  T: int = 1,
-                 neuron: dict = _LIF,
+                 neuron: dict = SPIKFORMER_LIF,
                  out_indices: Sequence[int] = (-1, ),
                  frozen_stages: int = -1,
                  drop_path_rate: float = 0.0,
                  layer_scale_init_value: Optional[float] = None,
-                 attn_neuron: Optional[dict] = _LIF_ATTN,
+                 attn_neuron: Optional[dict] = SPIKFORMER_ATTN_LIF,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(arch=arch, in_channels=in_channels, T=T, neuron=neuron,
                          out_indices=out_indices, frozen_stages=frozen_stages,

@@ -48,6 +48,7 @@ class SpikeYOLOBackbone(BaseSpikeBackbone):
     Outputs are ``[T, B, C, H, W]`` membrane maps; :attr:`out_channels` and :attr:`out_strides` give
     their channels and strides.
     """
+    arch_keys = ('deepen_factor', 'widen_factor')
     arch_settings = {
         'n': dict(deepen_factor=0.33, widen_factor=0.375),
         's': dict(deepen_factor=0.33, widen_factor=0.5),
@@ -67,14 +68,7 @@ class SpikeYOLOBackbone(BaseSpikeBackbone):
                  out_indices: Sequence[int] = (1, 2, 3), frozen_stages: int = -1,
                  norm_eps: float = 1e-3, norm_momentum: float = 0.03, init_cfg=None) -> None:
         super().__init__(in_channels=in_channels, T=T, init_cfg=init_cfg)
-        if isinstance(arch, str):
-            if arch not in self.arch_settings:
-                raise ValueError(f'unknown SpikeYOLO arch {arch!r}; choose from '
-                                 f'{sorted(self.arch_settings)} or pass a dict')
-            arch = self.arch_settings[arch]
-        missing = {'deepen_factor', 'widen_factor'} - set(arch)
-        if missing:
-            raise ValueError(f'arch dict lacks {sorted(missing)}')
+        arch = self._check_arch(arch, self.arch_keys)
         num_stages = len(self.base_stages)
         self.deepen_factor = arch['deepen_factor']
         self.widen_factor = arch['widen_factor']

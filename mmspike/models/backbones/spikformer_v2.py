@@ -33,10 +33,9 @@ from torch import nn
 
 from mmspike.registry import MODELS
 from ..layers import SpikeConvBlock, SpikeConvBN, SpikeTransformerBlock
+from ..layers.blocks import drop_path_rates
+from ..neurons.presets import SPIKFORMER_ATTN_LIF, SPIKFORMER_LIF
 from .base_backbone import BaseSpikeBackbone
-
-_LIF = dict(type='LIF', tau=2.0, v_threshold=1.0)
-_LIF_ATTN = dict(type='LIF', tau=2.0, v_threshold=0.5)
 
 
 @MODELS.register_module()
@@ -77,8 +76,8 @@ class SpikformerV2(BaseSpikeBackbone):
                  arch: Union[str, dict] = '8-512',
                  in_channels: int = 3,
                  T: int = 4,
-                 neuron: dict = _LIF,
-                 attn_neuron: Optional[dict] = _LIF_ATTN,
+                 neuron: dict = SPIKFORMER_LIF,
+                 attn_neuron: Optional[dict] = SPIKFORMER_ATTN_LIF,
                  stem_strides: Sequence[int] = (2, 2, 2, 2),
                  out_indices: Sequence[int] = (-1, ),
                  frozen_stages: int = -1,
@@ -87,8 +86,6 @@ class SpikformerV2(BaseSpikeBackbone):
         super().__init__(in_channels=in_channels, T=T, init_cfg=init_cfg)
         arch = self._parse_arch(arch)
         dims, depth = arch['embed_dims'], arch['depth']
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
         stem_strides = tuple(stem_strides)
         if len(stem_strides) != 4 or any(s not in (1, 2) for s in stem_strides):
             raise ValueError(f'stem_strides must be four strides of 1 or 2, got {stem_strides}')
@@ -106,7 +103,7 @@ class SpikformerV2(BaseSpikeBackbone):
                 SpikeConvBlock(c, mlp_ratio=arch['stem_mlp_ratio'], kernel_size=3, bias=False,
                                sepconv=None, neuron=neuron)))
             prev = c
-        dpr = [drop_path_rate * j / max(depth - 1, 1) for j in range(depth)]
+        dpr = drop_path_rates(drop_path_rate, depth, 'ratio')
         attn_cfg = dict(projection='linear', value_ratio=1, scale=0.125, proj_bias=True)
         self.stages.append(nn.Sequential(*[
             SpikeTransformerBlock(dims, num_heads=arch['num_heads'], mlp_ratio=arch['mlp_ratio'],

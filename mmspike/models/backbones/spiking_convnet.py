@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from mmspike.registry import MODELS
 from ..layers import SpikeConvBN, to_time_sequence
+from .base_backbone import check_arch
 
 
 class SpikeBasicBlock(nn.Module):
@@ -36,6 +37,7 @@ class SpikingConvNet(BaseModule):
 
     Outputs are ``[T, B, C, H, W]`` membrane maps, one per index of ``out_indices``.
     """
+    arch_keys = ('channels', 'strides', 'depths')
     arch_settings = {
         'tiny': dict(channels=(32, 64, 128), strides=(1, 2, 2), depths=(1, 1, 1)),
         'small': dict(channels=(64, 128, 256), strides=(1, 2, 2), depths=(1, 2, 2)),
@@ -45,16 +47,14 @@ class SpikingConvNet(BaseModule):
                  neuron: dict = dict(type='MultiSpike'),
                  out_indices: Sequence[int] = (-1,), init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if isinstance(arch, str):
-            assert arch in self.arch_settings, \
-                f'unknown arch {arch!r}; choose from {sorted(self.arch_settings)} or pass a dict'
-            arch = self.arch_settings[arch]
-        missing = {'channels', 'strides', 'depths'} - set(arch)
-        assert not missing, f'arch dict lacks {sorted(missing)}'
+        arch = check_arch(type(self).__name__, self.arch_settings, self.arch_keys, arch,
+                          self.arch_keys)
         channels, strides, depths = arch['channels'], arch['strides'], arch['depths']
-        assert len(channels) == len(strides) == len(depths), \
-            'arch channels, strides and depths must have one entry per stage'
-        assert T >= 1, f'T must be >= 1, got {T}'
+        if not len(channels) == len(strides) == len(depths):
+            raise ValueError('arch channels, strides and depths must have one entry per stage, '
+                             f'got {len(channels)}, {len(strides)}, {len(depths)}')
+        if T < 1:
+            raise ValueError(f'T must be >= 1, got {T}')
         self.T = T
         num_stages = len(channels)
         self.out_indices = tuple(i % num_stages for i in out_indices)

@@ -7,6 +7,11 @@ from .base import LIF, IntegerNeuron
 MODELS.register_module(module=IntegerNeuron)
 MODELS.register_module(module=LIF)
 
+#: The LIF of Spikformer and Meta-SpikeFormer: tau 2, threshold 1 in the body ...
+SPIKFORMER_LIF = dict(type='LIF', tau=2.0, v_threshold=1.0)
+#: ... and threshold 0.5 on the attention output.
+SPIKFORMER_ATTN_LIF = dict(type='LIF', tau=2.0, v_threshold=0.5)
+
 
 @MODELS.register_module()
 class MultiSpike(IntegerNeuron):

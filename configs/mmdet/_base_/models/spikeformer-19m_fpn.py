@@ -19,7 +19,10 @@ spikeformer_19m_fpn = dict(
         T=1,
         neuron=dict(type='MultiSpike', max_spikes=4),
         out_indices=(0, 1, 2, 3),
-        # ImageNet weights: init_cfg=dict(type='Pretrained', checkpoint='...', prefix='backbone.')
+        # ImageNet weights: not init_cfg=dict(type='Pretrained') (it loads with strict=False and
+        # only logs a renamed or reshaped key), but mmspike's exact-key hook in the config:
+        #   custom_hooks = [dict(type='mmspike.PretrainedBackboneHook', checkpoint='...pth',
+        #                        prefix='backbone.')]  # prefix for a whole-classifier checkpoint
         init_cfg=None),
     neck=dict(
         _delete_=True,
