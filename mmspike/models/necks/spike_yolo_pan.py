@@ -7,6 +7,7 @@ from torch import Tensor
 
 from mmspike.registry import MODELS
 from ..layers import SpikeConvBN
+from ..layers.time import as_time_major
 from ..layers.yolo_blocks import MSAllConvBlock, MSConvBlock, set_yolo_norms, upsample_like
 
 
@@ -65,11 +66,9 @@ class SpikeYOLOPAN(BaseModule):
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
         if len(inputs) != 3:
             raise ValueError(f'SpikeYOLOPAN expects 3 feature maps, got {len(inputs)}')
-        for x, c in zip(inputs, self.in_channels):
-            if x.dim() != 5 or x.shape[2] != c:
-                raise ValueError('SpikeYOLOPAN expects [T, B, C, H, W] features with channels '
-                                 f'{self.in_channels}, got {[tuple(i.shape) for i in inputs]}')
-        x3, x4, x5 = inputs
+        # mmspike's input-layout rule: [T, B, C, H, W], or [B, C, H, W] as one step
+        x3, x4, x5 = (as_time_major(x, f'SpikeYOLOPAN level {i}', c)
+                      for i, (x, c) in enumerate(zip(inputs, self.in_channels)))
         r5 = self.reduce5(x5)
         t4 = self.td_block4(upsample_like(r5, x4))
         r4 = self.reduce4(torch.cat([t4, x4], dim=2))

@@ -5,6 +5,7 @@ from torch import Tensor, nn
 
 from mmspike.registry import MODELS
 from ..layers import reduce_time
+from ..layers.time import as_time_major
 from ..neurons import build_neuron
 
 
@@ -37,6 +38,9 @@ class TimeReduce(nn.Module):
         return tuple(outs)
 
 
+INPUT_LAYOUTS = ('map', 'tokens')
+
+
 @MODELS.register_module()
 class SpikeGlobalAveragePooling(nn.Module):
     """Classification neck: global average pooling, an optional neuron, then the mean over T.
@@ -44,24 +48,36 @@ class SpikeGlobalAveragePooling(nn.Module):
     ``[T, B, C, H, W] -> GAP -> neuron -> mean_T -> [B, C]``. A linear head on the mean equals the
     mean of the per-step logits (linearity), which is how spiking classifiers average over time.
 
+    Inputs follow mmspike's input-layout rule (:mod:`mmspike.models.layers.time`): with
+    ``input_layout='map'`` a 5-D input is ``[T, B, C, H, W]`` and a 4-D one ``[B, C, H, W]``
+    (one step); token sequences are read only with ``input_layout='tokens'``: ``[T, B, N, C]``
+    (or ``[B, N, C]``, one step), averaged over the N tokens.
+
     Args:
         neuron (dict, optional): Neuron after pooling (E-SpikeFormer uses ``MultiSpike`` with
             ``norm=1`` before its classifier). Defaults to None (no neuron).
+        input_layout (str): ``'map'`` or ``'tokens'``. Defaults to ``'map'``.
     """
 
-    def __init__(self, neuron: Optional[dict] = None) -> None:
+    def __init__(self, neuron: Optional[dict] = None, input_layout: str = 'map') -> None:
         super().__init__()
+        if input_layout not in INPUT_LAYOUTS:
+            raise ValueError(f'input_layout must be one of {INPUT_LAYOUTS}, got {input_layout!r}')
+        self.input_layout = input_layout
         self.neuron = build_neuron(neuron)
 
     def forward(self, inputs):
         outs = []
         for x in _as_tuple(inputs):
-            if x.dim() == 5:
-                x = x.mean((3, 4))
-            elif x.dim() == 4:  # [T, B, N, C] tokens
-                x = x.mean(2)
+            if self.input_layout == 'map':
+                x = as_time_major(x, type(self).__name__).mean((3, 4))
+            elif x.dim() in (3, 4):  # [T, B, N, C] or [B, N, C] tokens
+                x = (x if x.dim() == 4 else x.unsqueeze(0)).mean(2)
             else:
-                raise ValueError('SpikeGlobalAveragePooling expects [T, B, C, H, W] or '
-                                 f'[T, B, N, C], got {tuple(x.shape)}')
+                raise ValueError(f"{type(self).__name__}(input_layout='tokens') expects "
+                                 f'[T, B, N, C] or [B, N, C] tokens, got {tuple(x.shape)}')
             outs.append(self.neuron(x).mean(0))
         return tuple(outs)
+
+    def extra_repr(self) -> str:
+        return f'input_layout={self.input_layout!r}'
