@@ -25,7 +25,8 @@ built and run on a small tensor of boundary values (0, D, ties, -0.0, NaN, out o
 and its forward, backward and decoded spikes must equal the torch ops on the same device exactly
 (NaN matching NaN). A build error, a launch error or a mismatch disables that backend for that
 (device, dtype) with ONE warning naming the backend, device, dtype and cause; the next backend
-of the table (the torch ops at the latest) is used from then on.
+of the table (the torch ops at the latest) is used from then on. (During a CUDA graph capture no
+probe runs: a kernel not yet checked is replaced by the torch ops in the captured graph.)
 
 **Which backend.** Each integer neuron holds its choice in ``neuron.kernel_backend`` (``'auto'``
 or a backend name), set on a whole model by :func:`~mmspike.models.neurons.set_kernel_backend`
@@ -429,18 +430,25 @@ class _BackendTable:
             if requested in self.backends:  # a named backend first, then the automatic order
                 order.remove(requested)
                 order.insert(0, requested)
-            failures = []
+            failures: list = []
             name = 'torch'
+            # A CUDA graph being captured cannot run the probe (it synchronises): torch ops for
+            # this call, the probe on the next call outside the capture.
+            capturing = device.type == 'cuda' and torch.cuda.is_current_stream_capturing()
             if requested != 'torch':
                 for n in order:
-                    if self._usable(self.backends[n], device, dtype, op, failures):
+                    b = self.backends[n]
+                    if capturing and (n, device, dtype, op) not in self.passed:
+                        continue
+                    if self._usable(b, device, dtype, op, failures):
                         name = n
                         break
             for n, cause in failures:  # each (backend, device, dtype) fails (and warns) once
                 warnings.warn(f'mmspike: the {n!r} neuron kernel backend fails on {device} '
                               f'{dtype} ({cause}); using {name!r} ops instead there',
                               stacklevel=4)
-            self.resolved[key] = name
+            if not capturing:
+                self.resolved[key] = name
         return name
 
     def _usable(self, b: KernelBackend, device, dtype, op, failures) -> bool:
