@@ -124,3 +124,21 @@ def test_sops_on_sparse_input_match_the_rulebook():
     box = F.conv3d(grid, torch.ones(1, 1, 3, 3, 3), padding=1)[:, 0]
     expected = 16 * box[idx[:, 0], idx[:, 1], idx[:, 2], idx[:, 3]].sum() / n
     assert rows['backbone.svc.conv2.conv']['sops'] == pytest.approx(float(expected), rel=1e-9)
+
+
+def test_get_sops_tool_on_the_sample_config(tmp_path, monkeypatch):
+    """tools/analysis_tools/get_sops.py reads the sample config's test split (voxel batches,
+    split into single shapes by --batch-size 1) and counts every sparse conv."""
+    import importlib.util
+    monkeypatch.chdir(ROOT)  # the config's data_root is relative to the repository
+    spec = importlib.util.spec_from_file_location(
+        '_tool_get_sops', ROOT / 'tools/analysis_tools/get_sops.py')
+    get_sops = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(get_sops)
+    report = get_sops.main(['configs/points/e3dsnn-t_modelnet40_sample.py', '--num-images', '2',
+                            '--batch-size', '1', '--mode', 'tensor', '--out-dir', str(tmp_path)])
+    rows = {r['name']: r for r in report.layers}
+    assert report.meta['num_images'] == 2
+    assert sum(r['op'] == 'sparse_conv3d' for r in report.layers) == 19
+    assert rows['backbone.svc.conv1.conv']['flops'] > 0 and rows['head.fc']['op'] == 'linear'
+    assert (tmp_path / 'sops.json').is_file()
