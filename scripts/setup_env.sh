@@ -70,13 +70,16 @@ stamp_hash() {
     [ "$CUDA" = cpu ] || echo "$PLAN_KEY"; } | sha256sum | cut -d' ' -f1
 }
 
+PLAN=()
+plan() { PLAN+=("$*"); }
+show_plan() { for line in "${PLAN[@]}"; do log "plan: $line"; done; }
 if [ "$CUDA" = cpu ]; then
   PLAN_KEY=cpu
-  log "plan: target=cpu ($CUDA_SOURCE)"
-  log "plan: torch=torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION from PyPI (requirements/constraints.txt)"
-  log "plan: mmcv=$MMCV_VERSION with CPU ops, wheel cached as $WHEEL_DIR/mmcv-$MMCV_VERSION-*.whl"
-  log "plan: spconv=spconv==$SPCONV_VERSION (requirements/spconv.txt)"
-  log "plan: install=pip install -c requirements/constraints.txt --find-links $WHEEL_DIR -r requirements/tests.txt -r requirements/spconv.txt -e ."
+  plan "target=cpu ($CUDA_SOURCE)"
+  plan "torch=torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION from PyPI (requirements/constraints.txt)"
+  plan "mmcv=$MMCV_VERSION with CPU ops, wheel cached as $WHEEL_DIR/mmcv-$MMCV_VERSION-*.whl"
+  plan "spconv=spconv==$SPCONV_VERSION (requirements/spconv.txt)"
+  plan "install=pip install -c requirements/constraints.txt --find-links $WHEEL_DIR -r requirements/tests.txt -r requirements/spconv.txt -e ."
 else
   CU_TAG="cu${CUDA/./}"
   if [ -n "${MMSPIKE_TORCH_VERSION:-}" ]; then
@@ -116,18 +119,19 @@ else
   done
   PLAN_KEY="$CU_TAG $TORCH_VERSION $TORCHVISION_VERSION $TORCH_CUDA_ARCH_LIST $SPCONV_PKG"
   CUDA_CONSTRAINTS="$VENV/.mmspike-constraints-$CU_TAG.txt"
-  log "plan: target=cuda $CUDA ($CUDA_SOURCE)"
-  log "plan: torch=${TORCH_SPEC[*]} from $TORCH_FROM"
-  log "plan: constraints=$CUDA_CONSTRAINTS (requirements/constraints.txt without its torch, torchvision, CUDA runtime (nvidia-*, cuda-*) and CPU spconv/cumm pins)"
-  log "plan: mmcv=$MMCV_VERSION with CUDA ops (MMCV_WITH_OPS=1 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST='$TORCH_CUDA_ARCH_LIST', -std=c++20), wheel cached in $MMCV_CACHE"
+  plan "target=cuda $CUDA ($CUDA_SOURCE)"
+  plan "torch=${TORCH_SPEC[*]} from $TORCH_FROM"
+  plan "constraints=$CUDA_CONSTRAINTS (requirements/constraints.txt without its torch, torchvision, CUDA runtime (nvidia-*, cuda-*) and CPU spconv/cumm pins)"
+  plan "mmcv=$MMCV_VERSION with CUDA ops (MMCV_WITH_OPS=1 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST='$TORCH_CUDA_ARCH_LIST', -std=c++20), wheel cached in $MMCV_CACHE"
   if [ -n "$SPCONV_PKG" ]; then
-    log "plan: spconv=$SPCONV_PKG"
+    plan "spconv=$SPCONV_PKG"
   else
-    log "plan: spconv=none (PyPI has no spconv-cu wheel for CUDA $CUDA: SSC 3D / mmspike.points need spconv built from source)"
+    plan "spconv=none (PyPI has no spconv-cu wheel for CUDA $CUDA: SSC 3D / mmspike.points need spconv built from source)"
   fi
-  log "plan: install=pip install -c $CUDA_CONSTRAINTS $MMCV_CACHE/mmcv-$MMCV_VERSION-*.whl -r requirements/tests.txt ${SPCONV_PKG:+$SPCONV_PKG }-e ."
+  plan "install=pip install -c $CUDA_CONSTRAINTS $MMCV_CACHE/mmcv-$MMCV_VERSION-*.whl -r requirements/tests.txt ${SPCONV_PKG:+$SPCONV_PKG }-e ."
 fi
 if [ "$DRY_RUN" = 1 ]; then
+  show_plan
   log "dry run: nothing installed"
   exit 0
 fi
@@ -139,6 +143,7 @@ if [ -x "$VENV/bin/python" ] && [ -f "$VENV/.mmspike-stamp" ] \
   exit 0
 fi
 
+show_plan
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   "$PYTHON" -m venv "$VENV"

@@ -4,6 +4,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.subprocess  # every test here runs a fresh Python process
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / 'scripts' / 'setup_env.sh'
 
@@ -82,3 +86,22 @@ def test_bad_cuda_version_is_named(tmp_path):
         in proc.stderr
     proc, _ = _plan(tmp_path, 'cpu', args=('--dry', ))
     assert proc.returncode == 1 and "unknown argument '--dry'" in proc.stderr
+
+
+def test_cpu_stamp_formula_unchanged(tmp_path):
+    """An environment stamped with the hash of the requirement files, setup.py and the script (the
+    CPU formula CI's cache relies on) is up to date: nothing printed but that, nothing run."""
+    import hashlib
+    venv = tmp_path / 'venv'
+    (venv / 'bin').mkdir(parents=True)
+    (venv / 'bin' / 'python').write_text('#!/bin/sh\nexit 1\n')  # never run when up to date
+    (venv / 'bin' / 'python').chmod(0o755)
+    files = [ROOT / 'requirements' / 'constraints.txt',
+             *sorted((ROOT / 'requirements').glob('*.txt')), ROOT / 'setup.py', SCRIPT]
+    digest = hashlib.sha256(b''.join(f.read_bytes() for f in files)).hexdigest()
+    (venv / '.mmspike-stamp').write_text(digest + '\n')
+    env = dict(os.environ, MMSPIKE_VENV=str(venv), MMSPIKE_CUDA='cpu')
+    proc = subprocess.run(['bash', str(SCRIPT)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f'[setup_env] environment up to date ({venv})\n'
