@@ -175,3 +175,22 @@ def test_device_guard_keeps_host_kernels_off_other_devices():
     out, code = kernels.fire_forward(u, 4, 4.0, backend='c')
     assert out.device.type == 'meta' and code.dtype == torch.uint8
     assert not kernels.CKernelBackend().supports(torch.device('cuda', 1), torch.float32)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16])
+def test_triton_on_cuda_passes_its_probe_and_equals_torch_ops(dtype):
+    if not torch.cuda.is_available():
+        pytest.skip('no CUDA device')
+    pytest.importorskip('triton')
+    devices = [torch.device('cuda', i) for i in range(min(torch.cuda.device_count(), 2))]
+    for device in devices:  # cuda:1 while cuda:0 is current: the device guard
+        x = (torch.randn(10007) * 3).to(dtype).to(device)
+        assert kernels.fire_backend(x) == 'triton', kernels.backend_failures()
+        for code in ('full', 'window'):
+            out, c = kernels.fire_forward(x, 4, 3.0, 1, False, code)
+            ref, rc = kernels.fire_forward(x, 4, 3.0, 1, False, code, backend='torch')
+            assert torch.equal(out, ref) and torch.equal(c, rc)
+            g = torch.randn_like(x)
+            assert torch.equal(kernels.fire_backward(g, c, 3.0),
+                               kernels.fire_backward(g, c, 3.0, backend='torch'))
