@@ -94,3 +94,36 @@ def test_unknown_upstream_key_is_an_error():
     from mmspike.points.models import convert_upstream_e3dsnn
     with pytest.raises(KeyError, match='enc.0.proj'):
         convert_upstream_e3dsnn({'enc.0.proj.weight': torch.zeros(1)})
+
+
+def test_checkpoint_converter(tmp_path):
+    """tools/model_converters/e3dsnn_to_mmspike.py on a checkpoint in Pointcept's layout
+    (``module.backbone.*`` under ``state_dict``): the converted file reproduces upstream's logits;
+    a checkpoint of the other size is refused by the strict load into the config."""
+    import importlib.util
+
+    from mmspike.points.models import sparse_batch
+    spec = importlib.util.spec_from_file_location(
+        '_e3dsnn_to_mmspike', ROOT / 'tools/model_converters/e3dsnn_to_mmspike.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    ref = json.loads((REF / 'e3dsnn_t_modelnet40.json').read_text())
+    src = tmp_path / 'model_best.pth'
+    torch.save(dict(epoch=300, state_dict={f'module.backbone.{k}': v for k, v in
+                                           formula_state_dict(ref).items()}), src)
+    dst = tmp_path / 'converted.pth'
+    config = str(ROOT / 'configs/points/e3dsnn-t_modelnet40.py')
+    tool.main([str(src), str(dst), '--config', config])
+    model = build('t')
+    model.load_state_dict(torch.load(dst, weights_only=True)['state_dict'], strict=True)
+    model.eval()
+    coords = [torch.tensor(c, dtype=torch.int32) for c in ref['input']['grid_coord']]
+    feats = [torch.tensor(f, dtype=torch.float32) for f in ref['input']['feat']]
+    with torch.no_grad():
+        logits = model(sparse_batch(coords, feats), mode='tensor')
+    torch.testing.assert_close(logits, torch.tensor(ref['logits'], dtype=torch.float32),
+                               rtol=1e-4, atol=1e-4)
+    small = json.loads((REF / 'e3dsnn_s_modelnet40.json').read_text())
+    torch.save(dict(state_dict=formula_state_dict(small)), src)
+    with pytest.raises(ValueError, match='does not fit .*different shape'):
+        tool.main([str(src), str(dst), '--config', config])
