@@ -10,6 +10,8 @@ import pytest
 import mmspike.classification  # noqa: F401
 from mmspike.registry import MODELS
 
+pytestmark = pytest.mark.subprocess  # every test here runs a fresh Python process
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CONFIG = REPO / 'configs' / 'hardvs' / 'e-spikeformer-19m_hardvs_sample.py'
 HAS_ESPIKEFORMER = 'ESpikeFormer' in MODELS.module_dict

@@ -215,6 +215,7 @@ def run(args, expect_ok=True):
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.subprocess
 def test_pretrain_then_finetune_with_exact_keys(tmp_path):
     """tools/train.py pre-trains on the bundled photos, the converter extracts the encoder, and the
     fine-tune run loads every encoder tensor by key (lr 0: the weights stay what was loaded)."""

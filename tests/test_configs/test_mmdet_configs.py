@@ -231,6 +231,7 @@ def test_backbone_swap_by_inheritance_is_five_lines():
     assert swap == flagship  # only the backbone differs (it trains: see the test above)
 
 
+@pytest.mark.subprocess
 def test_tools_test_py_reports_coco_metric_on_the_sample(tmp_path):
     """README command 1 in short: tools/train.py on the demo config (1 iteration), then
     tools/test.py, whose CocoMetric result lands in --out."""

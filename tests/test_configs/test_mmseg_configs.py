@@ -114,6 +114,7 @@ def test_sample_config_trains_and_tests_with_iou_metric(name, tmp_path):
     assert 0.0 <= metrics['mIoU'] <= 100.0 and metrics['aAcc'] > 0
 
 
+@pytest.mark.subprocess
 def test_tools_train_then_test_report_miou(tmp_path):
     name = 'configs/mmseg/fpn_e-spikeformer-10m_ade20k-sample.py'
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')

@@ -146,6 +146,8 @@ import os, signal
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+pytestmark = pytest.mark.subprocess  # every test here runs a fresh Python process
+
 
 @HOOKS.register_module()
 class KillWhileSaving(Hook):

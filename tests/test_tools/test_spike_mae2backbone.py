@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.subprocess  # every test here runs a fresh Python process
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = 'tools/model_converters/spike_mae2backbone.py'

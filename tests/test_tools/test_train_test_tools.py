@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.subprocess  # every test here runs a fresh Python process
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = 'configs/mmpretrain/spiking-convnet_digits.py'
 # keep the runs short: 2 epochs (~90 iterations of a tiny model)

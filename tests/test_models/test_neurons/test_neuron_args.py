@@ -21,6 +21,7 @@ def test_reset_and_norm():
         IntegerNeuron(norm=0.0)
 
 
+@pytest.mark.subprocess
 def test_leak_check_holds_with_python_O():
     code = 'from mmspike.models.neurons import ILIF\ntry:\n    ILIF(leak=2.0)\n' \
            'except ValueError as e:\n    print("refused:", e)\n'
