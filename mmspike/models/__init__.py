@@ -9,7 +9,7 @@ from .neurons import set_spike_driven, spike_driven
 __all__ = ['set_spike_driven', 'spike_driven']
 from .execution import (default_execution_mode, execution_mode, get_execution_mode,
                         set_execution_mode)
-from .layers.fused import fuse_conv_bn
+from .layers.rep_conv import fuse_conv_bn
 
 __all__ += ['default_execution_mode', 'execution_mode', 'get_execution_mode',
             'set_execution_mode', 'fuse_conv_bn']

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
-import mmspike  # noqa: E402,F401  (registers the checkpoint safe globals)
+import mmspike  # noqa: E402,F401
 from mmspike.engine import load_state_dict_file  # noqa: E402
 
 

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from mmspike.registry import MODELS
 from ..layers import fold_time, reduce_time, unfold_time
 from ..layers.norm import build_norm
+from ..layers.time import as_time_major
 from ..neurons import build_neuron
 
 EXTRA_CONV_SOURCES = ('on_input', 'on_lateral', 'on_output')
@@ -162,11 +163,9 @@ class SpikeFPN(BaseModule):
         if len(inputs) != len(self.in_channels):
             raise ValueError(f'SpikeFPN was built for {len(self.in_channels)} input levels, got '
                              f'{len(inputs)}')
-        inputs = [x.unsqueeze(0) if x.dim() == 4 else x for x in inputs]
-        for x, c in zip(inputs, self.in_channels):
-            if x.dim() != 5 or x.shape[2] != c:
-                raise ValueError(f'SpikeFPN expects [T, B, C, H, W] inputs with channels '
-                                 f'{self.in_channels}, got {[tuple(i.shape) for i in inputs]}')
+        # mmspike's input-layout rule: [T, B, C, H, W], or [B, C, H, W] as one step
+        inputs = [as_time_major(x, f'SpikeFPN level {i}', c)
+                  for i, (x, c) in enumerate(zip(inputs, self.in_channels))]
         if len({x.shape[0] for x in inputs}) != 1:
             raise ValueError(f'inputs have different T: {[x.shape[0] for x in inputs]}')
 
