@@ -1,0 +1,366 @@
+"""E-SpikeFormer against the upstream code itself: upstream / mmspike plain / mmspike fast, one run.
+
+With an upstream checkout (``--upstream PATH`` or ``$MMSPIKE_UPSTREAM_SDTV3``, a clone of
+BICLab/Spike-Driven-Transformer-V3), upstream's own model file
+(``SDT_V3/Classification/Model_Base/models.py``) is imported at run time from that path, unchanged
+(nothing of it is in this repository), and its ``Efficient_Spiking_Transformer_{t,s,m,l}`` is
+built. Its weights (the formula weights of ``tools/model_converters/upstream_reference.py``: every
+tensor, BN statistics included, drawn from a generator seeded by its key) are converted with
+``tools/model_converters/sdtv3_to_mmspike.py`` and loaded strictly into the model of mmspike's
+config (``configs/mmpretrain/e-spikeformer-<arch>_1x4_8xb128_in1k.py``, an mmpretrain
+``ImageClassifier``; logits from ``mode='tensor'``). Before anything is timed the outputs are
+checked: eval-mode float64 logits of all paths bit-identical to upstream's, and the float32
+training-mode logits and loss of the benchmark batch equal up to float32 summation order.
+Without a checkout only mmspike's plain and fast paths are measured.
+
+Measured, in ONE process, interleaved (each repeat runs every configuration once, the order
+rotating between repeats, so drifting machine load hits all alike), median of ``--repeats``:
+
+* training step img/s: ``zero_grad``, forward, cross-entropy, backward, ``SGD`` step (momentum
+  0.9), train mode;
+* inference img/s: eval mode under ``torch.no_grad``; ``fast+fold`` also folds the BNs into
+  the convs (:func:`mmspike.models.layers.fuse_conv_bn`; exact up to float rounding).
+
+Peak step memory is measured per configuration in its own subprocess, as in
+``bench_train_step.py``: the rise of the resident-set high-water mark (``VmHWM`` of
+``/proc/self/status``, reset through ``/proc/self/clear_refs`` just before the step) over the
+resident set just before the step, when model, gradients and optimizer state exist (so the rise
+is activations and temporaries), with ``MALLOC_MMAP_THRESHOLD_=65536`` so freed tensors leave
+the resident set at once. (``tracemalloc`` does not see torch's allocations; ``ru_maxrss``
+inherits the parent's resident set.)
+
+Environment: upstream's file imports ``timm``, ``einops`` and ``torchinfo``, which mmspike does
+not need; run the benchmark with a Python that has them and mmspike's requirements, e.g. the
+upstream venv of ``tests/data/upstream_reference/README.md`` with this checkout on the path::
+
+    PYTHONPATH=$PWD /work/upstream/venv/bin/python benchmarks/bench_vs_upstream.py \\
+        --upstream /work/upstream/v3 --arch 10m 19m --threads 2
+    python benchmarks/bench_vs_upstream.py --arch 10m        # no upstream: plain vs fast
+"""
+import argparse
+import copy
+import importlib.util
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from bench_train_step import (_peak_rss_mib, _reset_peak_rss, _rss_mib,  # noqa: E402
+                              interleaved)
+
+ENV_VAR = 'MMSPIKE_UPSTREAM_SDTV3'
+#: arch -> (upstream constructor of Model_Base/models.py, mmspike config)
+ARCHS = {
+    '2m': ('Efficient_Spiking_Transformer_t', 'e-spikeformer-2m_1x4_8xb128_in1k.py'),
+    '5m': ('Efficient_Spiking_Transformer_s', 'e-spikeformer-5m_1x4_8xb128_in1k.py'),
+    '10m': ('Efficient_Spiking_Transformer_m', 'e-spikeformer-10m_1x4_8xb128_in1k.py'),
+    '19m': ('Efficient_Spiking_Transformer_l', 'e-spikeformer-19m_1x4_8xb128_in1k.py'),
+}
+UPSTREAM_FILE = osp.join('SDT_V3', 'Classification', 'Model_Base', 'models.py')
+
+
+def _load_tool(name: str):
+    path = osp.join(ROOT, 'tools', 'model_converters', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'_bench_{name}', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+converter = _load_tool('sdtv3_to_mmspike')
+reference = _load_tool('upstream_reference')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--upstream', default=os.environ.get(ENV_VAR),
+                   help=f'checkout of Spike-Driven-Transformer-V3 (default ${ENV_VAR}); '
+                        'without it only plain vs fast is measured')
+    p.add_argument('--arch', nargs='+', default=['10m'], choices=sorted(ARCHS))
+    p.add_argument('--batch-size', type=int, default=8)
+    p.add_argument('--img-size', type=int, default=224)
+    p.add_argument('--repeats', type=int, default=5, help='timed runs per configuration')
+    p.add_argument('--warmup', type=int, default=1, help='untimed runs per configuration')
+    p.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    p.add_argument('--skip', default='', help='comma list of check,train,infer,memory')
+    p.add_argument('--profile', default=None, metavar='CONFIG',
+                   help='print a torch.profiler op table of one training step and one '
+                        'inference of CONFIG (upstream, plain, fast) instead of timing')
+    p.add_argument('--memory-probe', default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.upstream is not None and not osp.isfile(osp.join(args.upstream, UPSTREAM_FILE)):
+        p.error(f'--upstream {args.upstream!r} is not a Spike-Driven-Transformer-V3 checkout: '
+                f'{UPSTREAM_FILE} not found in it')
+    return args
+
+
+# ----------------------------------------------------------------------------- models
+def import_upstream(root: str):
+    """Upstream's ``Model_Base/models.py`` as a module (imported from the checkout, unchanged)."""
+    missing = [m for m in ('timm', 'einops', 'torchinfo')
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SystemExit(
+            f'upstream\'s {UPSTREAM_FILE} imports {", ".join(missing)}, not installed in '
+            f'{sys.executable}; run this benchmark with a Python that has them (e.g. '
+            f'PYTHONPATH={ROOT} /work/upstream/venv/bin/python {" ".join(sys.argv)})')
+    name = 'mmspike_bench_upstream_models'
+    if name in sys.modules:
+        return sys.modules[name]
+    return reference._import_patched(osp.join(root, UPSTREAM_FILE), name)
+
+
+def formula_weights(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """The formula weights of ``model``'s state dict (non-trivial BN statistics included)."""
+    return reference.formula_state_dict(reference.manifest_of(model.state_dict()),
+                                        torch.float32)
+
+
+def build_mmspike(arch: str, up_state: Optional[Dict[str, torch.Tensor]]) -> nn.Module:
+    """The config's classifier; with upstream weights given, converted and loaded strictly."""
+    import mmspike.classification  # noqa: F401  (registers the classifier parts)
+    from mmengine.registry import MODELS
+    from mmspike.analysis.config_utils import load_config
+    cfg = load_config(osp.join(ROOT, 'configs', 'mmpretrain', ARCHS[arch][1]))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    if up_state is not None:
+        state, _ = converter.convert(up_state)
+        model.load_state_dict(state, strict=True)
+    return model
+
+
+class Logits(nn.Module):
+    """``model(x, mode='tensor')`` as a plain ``forward(x)``: the same call for both sides."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x, mode='tensor')
+
+
+def build_models(args, arch: str, with_upstream: bool) -> Dict[str, nn.Module]:
+    """``{'upstream': ..., 'plain': ..., 'fast': ...}``, one object each, same weights."""
+    from mmspike.models.execution import set_execution_mode
+    models = {}
+    up_state = None
+    if with_upstream:
+        up = import_upstream(args.upstream)
+        torch.manual_seed(0)
+        upstream = getattr(up, ARCHS[arch][0])()
+        up_state = formula_weights(upstream)
+        upstream.load_state_dict(up_state, strict=True)
+        models['upstream'] = upstream
+    mm = Logits(build_mmspike(arch, up_state))
+    for mode in ('plain', 'fast'):
+        m = copy.deepcopy(mm)
+        set_execution_mode(m, mode)
+        models[mode] = m
+    return models
+
+
+def data(args):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, generator=g)
+    y = torch.randint(0, 1000, (args.batch_size, ), generator=g)
+    return x, y
+
+
+# ----------------------------------------------------------------------------- checks
+def check_outputs(models: Dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor) -> List[str]:
+    """Outputs of every path against the first (upstream when given). Raises on a mismatch."""
+    names = list(models)
+    ref_name, lines = names[0], []
+    # float64, eval: bit-identical (small input: the float64 convs are slow)
+    x64 = reference.fixed_input((2, 3, 64, 64), torch.float64)
+    outs = {}
+    for n, m in models.items():
+        m64 = copy.deepcopy(m).double().eval()
+        with torch.no_grad():
+            outs[n] = m64(x64)
+    for n in names[1:]:
+        if not torch.equal(outs[n], outs[ref_name]):
+            raise RuntimeError(f'eval float64 logits of {n} differ from {ref_name}: max '
+                               f'{(outs[n] - outs[ref_name]).abs().max().item():.3g}')
+    lines.append(f'check: eval float64 logits (2x3x64x64) of {", ".join(names[1:])} '
+                 f'bit-identical to {ref_name}')
+    # float32, train mode (batch statistics), the benchmark batch: logits and loss
+    outs, losses = {}, {}
+    for n, m in models.items():
+        mt = copy.deepcopy(m).train()
+        with torch.no_grad():
+            outs[n] = mt(x)
+            losses[n] = F.cross_entropy(outs[n], y).item()
+    scale = max(1.0, outs[ref_name].abs().max().item())
+    for n in names[1:]:
+        diff = (outs[n] - outs[ref_name]).abs().max().item()
+        if diff > 1e-3 * scale:
+            raise RuntimeError(f'train-mode float32 logits of {n} differ from {ref_name} by '
+                               f'{diff:.3g} (scale {scale:.3g})')
+        lines.append(f'check: train float32 logits of {n} vs {ref_name}: max |diff| '
+                     f'{diff:.3g} (|logit| <= {scale:.3g}), loss {losses[n]:.6f} vs '
+                     f'{losses[ref_name]:.6f}')
+    return lines
+
+
+# ----------------------------------------------------------------------------- timing
+def train_step(model: nn.Module, x, y) -> Callable[[], None]:
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def inference(model: nn.Module, x) -> Callable[[], None]:
+    model.eval()
+
+    def run() -> None:
+        with torch.no_grad():
+            model(x)
+
+    return run
+
+
+def fold(model: nn.Module) -> nn.Module:
+    from mmspike.models.layers import fuse_conv_bn
+    model = copy.deepcopy(model).eval()
+    fuse_conv_bn(model)
+    return model
+
+
+def profile(args, arch: str) -> None:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as tprofile
+    models = build_models(args, arch, args.upstream is not None)
+    x, y = data(args)
+    model = models[args.profile]
+    for what, fn in (('train step', train_step(model, x, y)),
+                     ('inference', inference(model, x))):
+        fn()
+        with tprofile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+            fn()
+        print(f'== {args.profile} {arch} {what}')
+        print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=30))
+
+
+# ----------------------------------------------------------------------------- memory
+def memory_probe(args) -> None:
+    """Child process: peak memory of one training step of one configuration (JSON on stdout)."""
+    arch, name = args.memory_probe.split(':')
+    models = build_models(args, arch, name == 'upstream')
+    model = models[name]
+    del models
+    x, y = data(args)
+    step = train_step(model, x, y)
+    step()  # gradients, optimizer state and the kernel library exist before the measured step
+    base = _rss_mib()
+    valid = _reset_peak_rss()
+    step()
+    peak = _peak_rss_mib()
+    print(json.dumps(dict(name=name, base_mib=round(base, 1), peak_mib=round(peak, 1),
+                          step_mib=round(peak - base, 1), valid=valid)))
+
+
+def bench_memory(args, arch: str, names: List[str]) -> Dict[str, dict]:
+    out = {}
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
+    for name in names:
+        cmd = [sys.executable, osp.abspath(__file__), '--memory-probe', f'{arch}:{name}',
+               '--batch-size', str(args.batch_size), '--img-size', str(args.img_size),
+               '--threads', str(args.threads)]
+        if args.upstream:
+            cmd += ['--upstream', args.upstream]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if res.returncode:
+            raise RuntimeError(f'memory probe {name} failed:\n{res.stderr[-3000:]}')
+        out[name] = json.loads(res.stdout.strip().splitlines()[-1])
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.memory_probe:
+        memory_probe(args)
+        return
+    with_upstream = args.upstream is not None
+    skip = set(filter(None, args.skip.split(',')))
+    setting = (f'batch {args.batch_size}, {args.img_size}x{args.img_size}, '
+               f'{torch.get_num_threads()} threads, median of {args.repeats}')
+    print(f'setting: {setting}; torch {torch.__version__}; upstream: '
+          f'{args.upstream or "none (plain vs fast only)"}')
+    if args.profile:
+        for arch in args.arch:
+            profile(args, arch)
+        return
+    tables = []
+    for arch in args.arch:
+        models = build_models(args, arch, with_upstream)
+        names = list(models)
+        x, y = data(args)
+        nparams = {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}
+        print(f'[{arch}] parameters: ' + ', '.join(f'{n} {v:,}' for n, v in nparams.items()))
+        if 'check' not in skip:
+            for line in check_outputs(models, x, y):
+                print(f'[{arch}] {line}')
+        rows: Dict[str, Dict[str, float]] = {}
+        if 'train' not in skip:
+            fns = {n: train_step(copy.deepcopy(m), x, y) for n, m in models.items()}
+            t = interleaved(fns, args.repeats, args.warmup, 'cpu')
+            for n, v in t.items():
+                rows.setdefault(n, {})['train'] = args.batch_size / statistics.median(v)
+                print(f'[{arch}] train {n:9s} s/step {[round(s, 3) for s in v]}')
+        if 'infer' not in skip:
+            fns = {n: inference(m, x) for n, m in models.items()}
+            fns['fast+fold'] = inference(fold(models['fast']), x)
+            t = interleaved(fns, args.repeats, args.warmup, 'cpu')
+            for n, v in t.items():
+                rows.setdefault(n, {})['infer'] = args.batch_size / statistics.median(v)
+                print(f'[{arch}] infer {n:9s} s/batch {[round(s, 3) for s in v]}')
+        if 'memory' not in skip:
+            mem = bench_memory(args, arch, names)
+            for n, r in mem.items():
+                print(f'[{arch}] memory {json.dumps(r)}')
+                rows.setdefault(n, {})['mem'] = r['step_mib']
+        tables.append((arch, rows))
+        del models
+    base = 'upstream' if with_upstream else 'plain'
+    print()
+    print(f'ratios against {base} ({setting}; memory: VmHWM rise of one training step, '
+          f'own subprocess)')
+    head = (f'{"arch":5s} {"config":10s} {"train img/s":>12s} {"x":>6s} {"infer img/s":>12s} '
+            f'{"x":>6s} {"step MiB":>9s} {"x":>6s}')
+    print(head)
+    print('-' * len(head))
+
+    def cell(rows, n, key, fmt):
+        v, b = rows.get(n, {}).get(key), rows.get(base, {}).get(key)
+        if v is None:
+            return f'{"-":>{fmt[0]}s} {"-":>6s}'
+        return f'{v:{fmt[0]}.{fmt[1]}f} {v / b:5.2f}x' if b else f'{v:{fmt[0]}.{fmt[1]}f} {"-":>6s}'
+
+    for arch, rows in tables:
+        for n in rows:
+            print(f'{arch:5s} {n:10s} {cell(rows, n, "train", (12, 2))} '
+                  f'{cell(rows, n, "infer", (12, 2))} {cell(rows, n, "mem", (9, 0))}')
+
+
+if __name__ == '__main__':
+    main()
