@@ -95,5 +95,5 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match='three inputs'):
         SpikeYOLOPAN([8, 16])
     neck = SpikeYOLOPAN([8, 16, 32])
-    with pytest.raises(ValueError, match=r'channels \(8, 16, 32\)'):
+    with pytest.raises(ValueError, match=r'SpikeYOLOPAN level 1 expects 16 channels'):
         neck([torch.rand(1, 1, 8, 8, 8), torch.rand(1, 1, 8, 4, 4), torch.rand(1, 1, 32, 2, 2)])

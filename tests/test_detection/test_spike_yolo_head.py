@@ -136,3 +136,10 @@ def test_wrong_strides_are_caught():
         SpikeYOLOHead(3, (8, 16), strides=STRIDES)
     with pytest.raises(ValueError, match='has 3 levels, got 2'):
         head(feats(head)[:2])
+    # mmspike's input-layout rule: a 4-D input is [B, C, H, W]; a [T, B, N, C] token tensor or a
+    # wrong channel count is refused, naming the level
+    x = feats(head)
+    with pytest.raises(ValueError, match=r'SpikeYOLOHead level 1 expects 16 channels'):
+        head([x[0], torch.randn(1, 2, 8, 16), x[2]])
+    with pytest.raises(ValueError, match=r'SpikeYOLOHead level 0 expects a \[T, B, C, H, W\]'):
+        head([x[0][0, 0]] + x[1:])

@@ -130,8 +130,10 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="time_reduction must be 'mean' or 'sum'"):
         _head(time_reduction='max')
     head = _head()
-    with pytest.raises(ValueError, match=r'channels \(6, 6, 6, 6\)'):
+    with pytest.raises(ValueError, match=r'SpikeFPNHead input 0 expects 6 channels'):
         head(_feats(T=1, C=7))
+    with pytest.raises(ValueError, match=r'SpikeFPNHead input 0 expects a \[T, B, C, H, W\]'):
+        head(tuple(f[0, 0] for f in _feats(T=1)))
     feats = list(_feats(T=2))
     feats[1] = feats[1][:1]
     with pytest.raises(ValueError, match=r'disagree on \[T, B\]'):

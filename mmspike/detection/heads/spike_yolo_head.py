@@ -14,7 +14,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmspike.registry import MODELS
-from mmspike.models.layers import SpikeConvBN, reduce_time
+from mmspike.models.layers import SpikeConvBN, as_time_major, reduce_time
 from mmspike.models.layers.yolo_blocks import set_yolo_norms
 
 
@@ -143,9 +143,10 @@ class SpikeYOLOHead(BaseDenseHead):
         if len(x) != len(self.strides):
             raise ValueError(f'SpikeYOLOHead has {len(self.strides)} levels, got {len(x)} inputs')
         cls_scores, bbox_preds = [], []
-        for feat, reg_branch, cls_branch in zip(x, self.reg_branches, self.cls_branches):
-            if feat.dim() == 4:
-                feat = feat.unsqueeze(0)
+        for i, (feat, reg_branch, cls_branch) in enumerate(
+                zip(x, self.reg_branches, self.cls_branches)):
+            # mmspike's input-layout rule: [T, B, C, H, W], or [B, C, H, W] as one step
+            feat = as_time_major(feat, f'SpikeYOLOHead level {i}', self.in_channels[i])
             bbox_preds.append(reduce_time(reg_branch(feat)))
             cls_scores.append(reduce_time(cls_branch(feat)))
         return cls_scores, bbox_preds

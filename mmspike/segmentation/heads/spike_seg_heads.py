@@ -8,7 +8,8 @@ from mmseg.models.utils import Upsample, resize
 from torch import Tensor, nn
 
 from mmspike.registry import MODELS
-from mmspike.models.layers import TimeDistributed, fold_time, reduce_time, unfold_time
+from mmspike.models.layers import (TimeDistributed, as_time_major, fold_time, reduce_time,
+                                   unfold_time)
 from mmspike.models.necks.spike_fpn import SpikeConvModule
 from mmspike.models.neurons import build_neuron
 
@@ -92,12 +93,9 @@ class SpikeFPNHead(BaseDecodeHead):
         self.out_neuron = build_neuron(neuron if out_neuron is None else out_neuron)
 
     def _to_sequences(self, inputs: Sequence[Tensor]) -> List[Tensor]:
-        feats = [x.unsqueeze(0) if x.dim() == 4 else x for x in inputs]
-        for x, c in zip(feats, self.in_channels):
-            if x.dim() != 5 or x.shape[2] != c:
-                raise ValueError(f'{type(self).__name__} expects [T, B, C, H, W] or [B, C, H, W] '
-                                 f'inputs with channels {tuple(self.in_channels)}, got '
-                                 f'{[tuple(i.shape) for i in inputs]}')
+        # mmspike's input-layout rule: [T, B, C, H, W], or [B, C, H, W] as one step
+        feats = [as_time_major(x, f'{type(self).__name__} input {i}', c)
+                 for i, (x, c) in enumerate(zip(inputs, self.in_channels))]
         if len({x.shape[:2] for x in feats}) != 1:
             raise ValueError(f'input levels disagree on [T, B]: {[tuple(x.shape) for x in feats]}')
         return feats
