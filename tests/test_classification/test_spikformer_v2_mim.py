@@ -58,7 +58,11 @@ def test_conversion_keeps_keys_and_converts_the_whole_stem():
     assert list(sd_plain) == list(sd_conv)
     assert all(torch.equal(sd_plain[k], sd_conv[k]) for k in sd_plain)
     for stage in converted.stages[:4]:
-        assert not any(type(m) in (torch.nn.Conv2d, torch.nn.BatchNorm2d) for m in stage.modules())
+        assert not any(type(m) is torch.nn.Conv2d for m in stage.modules())
+        for name, m in stage.named_modules():
+            if type(m) is torch.nn.BatchNorm2d:  # only as the statistics of a sparse BN
+                parent = stage.get_submodule(name.rpartition('.')[0])
+                assert isinstance(parent, SparseBatchNorm2d), name
     assert isinstance(converted.stages[0][0].conv, SparseConv2d)  # the 2x2/2 patchify conv
     assert converted.stages[0][0].conv.kernel_size == (2, 2)
     assert any(isinstance(m, SparseBatchNorm2d) for m in converted.stages[3].modules())
@@ -81,7 +85,7 @@ def test_masked_content_never_reaches_the_visible_tokens():
     act = active[:, ::16, ::16][None, :, None].expand_as(stem)
     assert (stem[~act] == 0).all() and (stem[act] != 0).float().mean() > 0.3
     torch.testing.assert_close(model.stem(other, active), stem, rtol=0, atol=0)
-    torch.testing.assert_close(model.encode(other, mask, keep), model.encode(x, mask, keep),
+    torch.testing.assert_close(model.encode_visible(other, mask, keep), model.encode_visible(x, mask, keep),
                                rtol=0, atol=0)
 
     torch.manual_seed(0)
@@ -98,7 +102,7 @@ def test_encoder_runs_on_the_visible_tokens_only():
     model = sample_model()
     model.eval()
     x, mask, keep, _, active = masking(0.75)
-    out = model.encode(x, mask, keep)
+    out = model.encode_visible(x, mask, keep)
     assert out.shape == (2, 4, 64)  # 16 patches, 75% masked: 4 visible tokens of width 64
     stem = model.stem(x, active).flatten(3)  # [T, B, C, L]
     visible = torch.stack([stem[:, b, :, keep[b]] for b in range(2)], 1).unsqueeze(3)

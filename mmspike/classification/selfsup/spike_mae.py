@@ -36,8 +36,8 @@ from mmspike.engine.hooks.pretrained_backbone_hook import load_state_dict_exact
 from mmspike.registry import MODELS
 from mmspike.models.layers.ssc import ActiveSites, convert_to_ssc
 
-__all__ = ['random_patch_mask', 'patch_mask_to_pixels', 'convert_espikeformer_to_ssc', 'SpikeMAE',
-           'mae_to_backbone_state_dict', 'load_state_dict_exact']
+__all__ = ['random_patch_mask', 'patch_mask_to_pixels', 'convert_espikeformer_to_ssc',
+           'MaskedSpikeModelling', 'SpikeMAE', 'mae_to_backbone_state_dict', 'load_state_dict_exact']
 
 
 def random_patch_mask(batch: int, grid: Tuple[int, int], mask_ratio: float,
@@ -111,9 +111,103 @@ def convert_espikeformer_to_ssc(backbone: nn.Module, sites: Optional[ActiveSites
     return sites
 
 
+class MaskedSpikeModelling(BaseSelfSupervisor):
+    """The masked-image-modelling step shared by mmspike's spiking pre-training algorithms.
+
+    A random patch mask on the ``patch_size`` grid; the backbone's convolutional part runs as Spike
+    Sparse Convolution inside ``self.active_sites.use(visible pixels)`` so masked patches stay
+    exactly zero; the time-averaged visible tokens, normalised (BatchNorm1d), go to a non-spiking
+    MAE decoder (a pooled visible token in its class-token slot); the loss is the head's (MSE on
+    normalised pixels of the masked patches). Subclasses convert their backbone
+    (:meth:`convert_backbone`), say its token width and stride and encode the visible tokens
+    (:meth:`encode_visible`).
+
+    Args:
+        backbone (dict): The encoder config.
+        neck (dict): ``MAEPretrainDecoder`` with ``embed_dim`` = the encoder width and
+            ``num_patches`` = the patch count of the training crops.
+        head (dict): ``MAEPretrainHead`` (``norm_pix=True``, L2 ``PixelReconstructionLoss``).
+        mask_ratio (float): Fraction of masked patches, in [0, 1).
+        patch_size (int): Masking grid. Defaults to 16.
+        ssc_backend (str): ``'dense'`` or ``'spconv'``. Defaults to ``'dense'``.
+        pretrained (str, optional): Defaults to None.
+        data_preprocessor (dict, optional): Defaults to mmpretrain's ``SelfSupDataPreprocessor``.
+        init_cfg (dict, optional): Defaults to None.
+    """
+
+    def __init__(self, backbone: dict, neck: dict, head: dict, mask_ratio: float,
+                 patch_size: int = 16, ssc_backend: str = 'dense',
+                 pretrained: Optional[str] = None, data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(backbone=backbone, neck=neck, head=head, pretrained=pretrained,
+                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if not 0.0 <= mask_ratio < 1.0:
+            raise ValueError(f'mask_ratio must be in [0, 1), got {mask_ratio}')
+        self.mask_ratio = float(mask_ratio)
+        self.patch_size = int(patch_size)
+        self.active_sites = self.convert_backbone(ssc_backend)
+        self.encoder_norm = nn.BatchNorm1d(self.token_channels())
+
+    def convert_backbone(self, backend: str) -> ActiveSites:
+        """Convert the backbone's convolutional part to SSC in place; return its sites."""
+        raise NotImplementedError
+
+    def token_channels(self) -> int:
+        """Width of the encoder's tokens."""
+        raise NotImplementedError
+
+    def encode_visible(self, inputs: Tensor, mask: Tensor, ids_keep: Tensor) -> Tensor:
+        """Encoder output ``[B, K, C]`` (mean over T) of the K visible tokens ``ids_keep``
+        (``[B, K]``, in that order) for the patch ``mask`` (``[B, L]``, 1 = masked)."""
+        raise NotImplementedError
+
+    def _grid(self, inputs: Tensor) -> Tuple[int, int]:
+        if inputs.dim() != 4:
+            raise ValueError(f'{type(self).__name__} expects [B, C, H, W] images, got '
+                             f'{tuple(inputs.shape)}')
+        H, W = inputs.shape[-2:]
+        p = self.patch_size
+        if H % p or W % p:
+            raise ValueError(f'image size {H}x{W} is not a multiple of the patch size {p}')
+        return H // p, W // p
+
+    def extract_feat(self, inputs: Tensor) -> Tuple[Tensor, ...]:
+        """Backbone outputs with nothing masked (all sites active)."""
+        B, _, H, W = inputs.shape
+        self._grid(inputs)
+        with self.active_sites.use(inputs.new_ones(B, H, W, dtype=torch.bool)):
+            return self.backbone(inputs)
+
+    def reconstruct(self, inputs: Tensor, mask: Tensor, ids_keep: Tensor,
+                    ids_restore: Tensor) -> Tensor:
+        """Decoder prediction ``[B, L, patch_size ** 2 * C]`` for a given masking."""
+        visible = self.encode_visible(inputs, mask, ids_keep)
+        B, K, C = visible.shape
+        visible = self.encoder_norm(visible.reshape(B * K, C)).view(B, K, C)
+        # The decoder expects a class token first; a pooled visible token takes its slot.
+        latent = torch.cat([visible.mean(1, keepdim=True), visible], dim=1)
+        return self.neck(latent, ids_restore)
+
+    def loss(self, inputs: Union[Tensor, List[Tensor]], data_samples: List[DataSample],
+             **kwargs) -> Dict[str, Tensor]:
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) != 1:
+                raise ValueError(f'{type(self).__name__} takes one view per image, got '
+                                 f'{len(inputs)}')
+            inputs = inputs[0]
+        grid = self._grid(inputs)
+        mask, ids_keep, ids_restore = random_patch_mask(inputs.shape[0], grid, self.mask_ratio,
+                                                        inputs.device)
+        pred = self.reconstruct(inputs, mask, ids_keep, ids_restore)
+        return dict(loss=self.head.loss(pred, inputs, mask))
+
+
 @MODELS.register_module()
-class SpikeMAE(BaseSelfSupervisor):
+class SpikeMAE(MaskedSpikeModelling):
     """Spike-masked autoencoder: SSC E-SpikeFormer encoder + non-spiking MAE decoder.
+
+    The whole encoder sees every token (masked ones exactly zero through the SSC stages); the
+    visible tokens of its last output go to the decoder.
 
     Args:
         backbone (dict): The encoder, an ``mmspike.ESpikeFormer`` config whose last output has
@@ -122,38 +216,24 @@ class SpikeMAE(BaseSelfSupervisor):
             last channels and ``num_patches`` = the patch count of the training crops.
         head (dict): ``MAEPretrainHead`` (``norm_pix=True``, L2 ``PixelReconstructionLoss``).
         mask_ratio (float): Fraction of masked patches. Defaults to 0.5 (the paper).
-        patch_size (int): Masking grid. Defaults to 16.
-        ssc_backend (str): ``'dense'`` or ``'spconv'``. Defaults to ``'dense'``.
-        pretrained (str, optional): Defaults to None.
-        data_preprocessor (dict, optional): Defaults to mmpretrain's ``SelfSupDataPreprocessor``.
-        init_cfg (dict, optional): Defaults to None.
+        **kwargs: ``patch_size``, ``ssc_backend``, ``pretrained``, ``data_preprocessor``,
+            ``init_cfg`` of :class:`MaskedSpikeModelling`.
     """
 
     def __init__(self, backbone: dict, neck: dict, head: dict, mask_ratio: float = 0.5,
-                 patch_size: int = 16, ssc_backend: str = 'dense',
-                 pretrained: Optional[str] = None, data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(backbone=backbone, neck=neck, head=head, pretrained=pretrained,
-                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if not 0.0 <= mask_ratio < 1.0:
-            raise ValueError(f'mask_ratio must be in [0, 1), got {mask_ratio}')
+                 **kwargs) -> None:
+        super().__init__(backbone, neck, head, mask_ratio=mask_ratio, **kwargs)
         out_strides = getattr(self.backbone, 'out_strides', None)
-        if not out_strides or out_strides[-1] != patch_size:
-            raise ValueError(f'the encoder\'s last output must have stride patch_size={patch_size} '
-                             f'(one token per patch), got out_strides={out_strides}')
-        self.mask_ratio = float(mask_ratio)
-        self.patch_size = int(patch_size)
-        self.active_sites = convert_espikeformer_to_ssc(self.backbone, backend=ssc_backend)
-        self.encoder_norm = nn.BatchNorm1d(self.backbone.out_channels[-1])
+        if not out_strides or out_strides[-1] != self.patch_size:
+            raise ValueError(f'the encoder\'s last output must have stride '
+                             f'patch_size={self.patch_size} (one token per patch), got '
+                             f'out_strides={out_strides}')
 
-    def _grid(self, inputs: Tensor) -> Tuple[int, int]:
-        if inputs.dim() != 4:
-            raise ValueError(f'SpikeMAE expects [B, C, H, W] images, got {tuple(inputs.shape)}')
-        H, W = inputs.shape[-2:]
-        p = self.patch_size
-        if H % p or W % p:
-            raise ValueError(f'image size {H}x{W} is not a multiple of the patch size {p}')
-        return H // p, W // p
+    def convert_backbone(self, backend: str) -> ActiveSites:
+        return convert_espikeformer_to_ssc(self.backbone, backend=backend)
+
+    def token_channels(self) -> int:
+        return self.backbone.out_channels[-1]
 
     def encode(self, inputs: Tensor, mask: Tensor) -> Tensor:
         """Encoder tokens ``[B, L, C]`` (mean over T) for the patch ``mask`` (``[B, L]``, 1 =
@@ -167,35 +247,9 @@ class SpikeMAE(BaseSelfSupervisor):
                                f'grid {grid}')
         return feat.mean(0).flatten(2).transpose(1, 2)
 
-    def extract_feat(self, inputs: Tensor) -> Tuple[Tensor, ...]:
-        """Backbone outputs with nothing masked (all sites active)."""
-        B, _, H, W = inputs.shape
-        self._grid(inputs)
-        with self.active_sites.use(inputs.new_ones(B, H, W, dtype=torch.bool)):
-            return self.backbone(inputs)
-
-    def reconstruct(self, inputs: Tensor, mask: Tensor, ids_keep: Tensor,
-                    ids_restore: Tensor) -> Tensor:
-        """Decoder prediction ``[B, L, patch_size ** 2 * C]`` for a given masking."""
+    def encode_visible(self, inputs: Tensor, mask: Tensor, ids_keep: Tensor) -> Tensor:
         tokens = self.encode(inputs, mask)
-        visible = tokens.gather(1, ids_keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
-        B, K, C = visible.shape
-        visible = self.encoder_norm(visible.reshape(B * K, C)).view(B, K, C)
-        # The decoder expects a class token first; a pooled visible token takes its slot.
-        latent = torch.cat([visible.mean(1, keepdim=True), visible], dim=1)
-        return self.neck(latent, ids_restore)
-
-    def loss(self, inputs: Union[Tensor, List[Tensor]], data_samples: List[DataSample],
-             **kwargs) -> Dict[str, Tensor]:
-        if isinstance(inputs, (list, tuple)):
-            if len(inputs) != 1:
-                raise ValueError(f'SpikeMAE takes one view per image, got {len(inputs)}')
-            inputs = inputs[0]
-        grid = self._grid(inputs)
-        mask, ids_keep, ids_restore = random_patch_mask(inputs.shape[0], grid, self.mask_ratio,
-                                                        inputs.device)
-        pred = self.reconstruct(inputs, mask, ids_keep, ids_restore)
-        return dict(loss=self.head.loss(pred, inputs, mask))
+        return tokens.gather(1, ids_keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
 
 
 def mae_to_backbone_state_dict(state_dict: Dict[str, Tensor],

@@ -42,18 +42,15 @@ Different from the spike-MAE:
 The conversion keeps every parameter name: ``SpikformerV2MIM.backbone`` has exactly the state-dict
 keys of a plain :class:`~mmspike.models.backbones.SpikformerV2`.
 """
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Optional
 
-import torch
-from mmpretrain.models.selfsup import BaseSelfSupervisor
-from mmpretrain.structures import DataSample
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmspike.models.backbones import SpikformerV2
 from mmspike.models.layers import to_time_sequence
 from mmspike.models.layers.ssc import ActiveSites, convert_to_ssc
 from mmspike.registry import MODELS
-from .spike_mae import patch_mask_to_pixels, random_patch_mask
+from .spike_mae import MaskedSpikeModelling, patch_mask_to_pixels
 
 __all__ = ['SpikformerV2MIM', 'convert_scs_to_ssc']
 
@@ -78,7 +75,7 @@ def convert_scs_to_ssc(backbone: SpikformerV2, sites: Optional[ActiveSites] = No
 
 
 @MODELS.register_module()
-class SpikformerV2MIM(BaseSelfSupervisor):
+class SpikformerV2MIM(MaskedSpikeModelling):
     """Spikformer V2 masked image modelling: SSC stem, visible-token encoder, MAE decoder.
 
     Args:
@@ -88,39 +85,23 @@ class SpikformerV2MIM(BaseSelfSupervisor):
             ``num_patches`` = the patch count of the training crops.
         head (dict): ``MAEPretrainHead`` (``norm_pix=True``, L2 ``PixelReconstructionLoss``).
         mask_ratio (float): Fraction of masked patches, in [0, 1). Defaults to 0.75.
-        patch_size (int): Masking grid. Defaults to 16.
-        ssc_backend (str): ``'dense'`` or ``'spconv'``. Defaults to ``'dense'``.
-        pretrained (str, optional): Defaults to None.
-        data_preprocessor (dict, optional): Defaults to mmpretrain's ``SelfSupDataPreprocessor``.
-        init_cfg (dict, optional): Defaults to None.
+        **kwargs: ``patch_size`` (16), ``ssc_backend`` (``'dense'``), ``pretrained``,
+            ``data_preprocessor``, ``init_cfg`` of :class:`MaskedSpikeModelling`.
     """
 
     def __init__(self, backbone: dict, neck: dict, head: dict, mask_ratio: float = 0.75,
-                 patch_size: int = 16, ssc_backend: str = 'dense',
-                 pretrained: Optional[str] = None, data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None) -> None:
-        super().__init__(backbone=backbone, neck=neck, head=head, pretrained=pretrained,
-                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if not 0.0 <= mask_ratio < 1.0:
-            raise ValueError(f'mask_ratio must be in [0, 1), got {mask_ratio}')
-        self.active_sites = convert_scs_to_ssc(self.backbone, backend=ssc_backend)
+                 **kwargs) -> None:
+        super().__init__(backbone, neck, head, mask_ratio=mask_ratio, **kwargs)
         stem_stride = self.backbone.stage_strides[-1]
-        if stem_stride != patch_size:
-            raise ValueError(f'the Spikformer V2 stem must have stride patch_size={patch_size} '
-                             f'(one token per patch), got stride {stem_stride}')
-        self.mask_ratio = float(mask_ratio)
-        self.patch_size = int(patch_size)
-        self.encoder_norm = nn.BatchNorm1d(self.backbone.embed_dims)
+        if stem_stride != self.patch_size:
+            raise ValueError(f'the Spikformer V2 stem must have stride patch_size='
+                             f'{self.patch_size} (one token per patch), got stride {stem_stride}')
 
-    def _grid(self, inputs: Tensor) -> Tuple[int, int]:
-        if inputs.dim() != 4:
-            raise ValueError(f'SpikformerV2MIM expects [B, C, H, W] images, got '
-                             f'{tuple(inputs.shape)}')
-        H, W = inputs.shape[-2:]
-        p = self.patch_size
-        if H % p or W % p:
-            raise ValueError(f'image size {H}x{W} is not a multiple of the patch size {p}')
-        return H // p, W // p
+    def convert_backbone(self, backend: str) -> ActiveSites:
+        return convert_scs_to_ssc(self.backbone, backend=backend)
+
+    def token_channels(self) -> int:
+        return self.backbone.embed_dims
 
     def stem(self, inputs: Tensor, active: Tensor) -> Tensor:
         """The SSC stem's ``[T, B, C, h, w]`` token map for visible pixels ``active``
@@ -132,9 +113,8 @@ class SpikformerV2MIM(BaseSelfSupervisor):
                 x = stage(x)
         return x
 
-    def encode(self, inputs: Tensor, mask: Tensor, ids_keep: Tensor) -> Tensor:
-        """Encoder output ``[B, K, C]`` (mean over T) of the K visible tokens ``ids_keep``
-        (``[B, K]``, in that order) for the patch ``mask`` (``[B, L]``, 1 = masked)."""
+    def encode_visible(self, inputs: Tensor, mask: Tensor, ids_keep: Tensor) -> Tensor:
+        """Only the visible tokens go through the encoder blocks."""
         grid = self._grid(inputs)
         tokens = self.stem(inputs, patch_mask_to_pixels(mask, grid, self.patch_size))
         T, B, C = tokens.shape[:3]
@@ -145,32 +125,3 @@ class SpikformerV2MIM(BaseSelfSupervisor):
         visible = tokens.flatten(3).gather(3, index).unsqueeze(3)  # [T, B, C, 1, K]
         out = self.backbone.stages[-1](visible)
         return out.mean(0).squeeze(2).transpose(1, 2)
-
-    def extract_feat(self, inputs: Tensor) -> Tuple[Tensor, ...]:
-        """Backbone outputs with nothing masked (all sites active)."""
-        B, _, H, W = inputs.shape
-        self._grid(inputs)
-        with self.active_sites.use(inputs.new_ones(B, H, W, dtype=torch.bool)):
-            return self.backbone(inputs)
-
-    def reconstruct(self, inputs: Tensor, mask: Tensor, ids_keep: Tensor,
-                    ids_restore: Tensor) -> Tensor:
-        """Decoder prediction ``[B, L, patch_size ** 2 * C]`` for a given masking."""
-        visible = self.encode(inputs, mask, ids_keep)
-        B, K, C = visible.shape
-        visible = self.encoder_norm(visible.reshape(B * K, C)).view(B, K, C)
-        # The decoder expects a class token first; a pooled visible token takes its slot.
-        latent = torch.cat([visible.mean(1, keepdim=True), visible], dim=1)
-        return self.neck(latent, ids_restore)
-
-    def loss(self, inputs: Union[Tensor, List[Tensor]], data_samples: List[DataSample],
-             **kwargs) -> Dict[str, Tensor]:
-        if isinstance(inputs, (list, tuple)):
-            if len(inputs) != 1:
-                raise ValueError(f'SpikformerV2MIM takes one view per image, got {len(inputs)}')
-            inputs = inputs[0]
-        grid = self._grid(inputs)
-        mask, ids_keep, ids_restore = random_patch_mask(inputs.shape[0], grid, self.mask_ratio,
-                                                        inputs.device)
-        pred = self.reconstruct(inputs, mask, ids_keep, ids_restore)
-        return dict(loss=self.head.loss(pred, inputs, mask))
