@@ -14,6 +14,8 @@ setup(
     package_data={'mmspike.classification.datasets': ['*.txt', '*.md']},
     python_requires='>=3.9',
     install_requires=read_requirements('requirements/runtime.txt'),
-    extras_require={'tests': read_requirements('requirements/tests.txt')},
+    # spconv is an extra: the CPU build (mmspike[spconv]) and spconv-cuXY share an import name
+    extras_require={'tests': read_requirements('requirements/tests.txt'),
+                    'spconv': read_requirements('requirements/spconv.txt')},
     license='Apache-2.0',
 )
