@@ -93,16 +93,24 @@ class LoadEvents(BaseTransform):
         self.sensor_size = sensor_size
         self.sort = sort
 
-    def transform(self, results: dict) -> dict:
+    def _sensor_size(self, results: dict) -> Tuple[int, int]:
         sensor_size = self.sensor_size or results.get('sensor_size')
         if sensor_size is None:
-            raise KeyError('LoadEvents needs a sensor size (width, height): set it on the dataset '
-                           "(results['sensor_size']) or on the transform")
-        events = load_events(results['event_path'], sensor_size, sort=self.sort)
+            raise KeyError(f'{type(self).__name__} needs a sensor size (width, height): set it on '
+                           "the dataset (results['sensor_size']) or on the transform")
+        return tuple(int(s) for s in sensor_size)
+
+    @staticmethod
+    def _store(results: dict, events: dict, sensor_size: Tuple[int, int]) -> dict:
         results['events'] = events
-        results['sensor_size'] = tuple(sensor_size)
+        results['sensor_size'] = sensor_size
         results['ori_shape'] = results['img_shape'] = (sensor_size[1], sensor_size[0])
         return results
+
+    def transform(self, results: dict) -> dict:
+        sensor_size = self._sensor_size(results)
+        events = load_events(results['event_path'], sensor_size, sort=self.sort)
+        return self._store(results, events, sensor_size)
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(sensor_size={self.sensor_size}, sort={self.sort})'

@@ -2,17 +2,17 @@
 from typing import Optional, Sequence
 
 import numpy as np
-from mmcv.transforms import BaseTransform
 
 from mmspike.datasets.aedat_legacy import dvs128_to_spikingjelly
 from mmspike.datasets.events import EventFileError, load_events
 from mmspike.registry import TRANSFORMS
+from .event_transforms import LoadEvents
 
 EVENT_REMAPS = ('spikingjelly', )
 
 
 @TRANSFORMS.register_module()
-class LoadEventClip(BaseTransform):
+class LoadEventClip(LoadEvents):
     """Read ``results['event_path']`` (``.aedat``, ``.aedat4``, ``.npz`` or ATIS ``.bin``) and
     keep the events of ``results['clip_window']`` (``[start, end)`` microseconds) when the sample
     has one, e.g. one labelled gesture of a DVS128 Gesture recording.
@@ -33,12 +33,7 @@ class LoadEventClip(BaseTransform):
     """
 
     def __init__(self, sensor_size: Optional[Sequence[int]] = None, sort: bool = False) -> None:
-        if sensor_size is not None:
-            assert len(sensor_size) == 2 and min(sensor_size) > 0, \
-                f'sensor_size must be (width, height) > 0, got {sensor_size}'
-            sensor_size = tuple(int(s) for s in sensor_size)
-        self.sensor_size = sensor_size
-        self.sort = sort
+        super().__init__(sensor_size, sort)
         self._cached = (None, None)
 
     def _load(self, path: str, sensor_size: tuple) -> dict:
@@ -48,11 +43,7 @@ class LoadEventClip(BaseTransform):
         return self._cached[1]
 
     def transform(self, results: dict) -> dict:
-        sensor_size = self.sensor_size or results.get('sensor_size')
-        if sensor_size is None:
-            raise KeyError('LoadEventClip needs a sensor size (width, height): set it on the '
-                           "dataset (results['sensor_size']) or on the transform")
-        sensor_size = tuple(int(s) for s in sensor_size)
+        sensor_size = self._sensor_size(results)
         path = results['event_path']
         events = self._load(path, sensor_size)
         window = results.get('clip_window')
@@ -72,10 +63,4 @@ class LoadEventClip(BaseTransform):
                 raise ValueError(f"event_remap='spikingjelly' swaps x and y: it needs a square "
                                  f'sensor, got {sensor_size}')
             events = dvs128_to_spikingjelly(events, sensor_size[0])
-        results['events'] = events
-        results['sensor_size'] = sensor_size
-        results['ori_shape'] = results['img_shape'] = (sensor_size[1], sensor_size[0])
-        return results
-
-    def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(sensor_size={self.sensor_size}, sort={self.sort})'
+        return self._store(results, events, sensor_size)
