@@ -1,4 +1,4 @@
-"""Fast-path fusions of spiking layers, and BN folding for inference.
+"""Fast-path fusion of a spiking neuron with the convs it feeds.
 
 :func:`spike_convs` runs ``neuron -> conv_1, ..., conv_n`` (convs sharing the spikes of one
 neuron, e.g. the Q/K/V projections) as one autograd node that keeps a single code byte per input
@@ -10,9 +10,8 @@ their backward run the same ATen kernels on the same values, and the gradients o
 one input are summed in autograd's order. Under autocast (bf16 / fp16, the ``--amp`` training
 path) the convs run in the autocast dtype forward and backward, as the plain composition runs
 them, while the spikes stay exact integer counts in the same one-byte code; the kernels run on
-the neuron's ``kernel_backend``.
-
-:func:`fuse_conv_bn` folds inference BatchNorms into the preceding convs.
+the neuron's ``kernel_backend``. (BN folding for inference is
+:func:`~mmspike.models.layers.rep_conv.fuse_conv_bn`.)
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -132,60 +131,3 @@ def spike_convs(x: Tensor, neuron: nn.Module,
         geometry.append((tuple(c.stride), tuple(c.padding), tuple(c.dilation), c.groups))
     xf, _ = fold_time(x)
     return _SpikeConvs.apply(xf, spec, tuple(geometry), neuron.kernel_backend, *params)
-
-
-# ----------------------------------------------------------------------------- BN folding
-def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
-    """Fold ``bn`` (inference statistics) into ``conv`` in place."""
-    w = conv.weight.detach()
-    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps) if bn.affine else \
-        1.0 / torch.sqrt(bn.running_var + bn.eps)
-    shift = bn.bias.detach() if bn.affine else torch.zeros_like(bn.running_mean)
-    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    conv.weight = nn.Parameter(w * scale.view(-1, 1, 1, 1).to(w.dtype))
-    conv.bias = nn.Parameter(((bias - bn.running_mean) * scale + shift).to(w.dtype))
-
-
-def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
-    # Exact types: subclasses (BNAndPad pads, sparse convs) change what the pair computes.
-    return (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d
-            and bn.track_running_stats and bn.running_var is not None
-            and conv.out_channels == bn.num_features)
-
-
-def fuse_conv_bn(model: nn.Module) -> int:
-    """Fold every BatchNorm that directly follows a conv into it, for inference.
-
-    The pairs are those whose data flow is known: ``SpikeConvBN`` (conv -> bn), ``nn.Sequential``
-    children (a ``Conv2d`` followed by a ``BatchNorm2d``, e.g. the Q/K/V projections) and
-    ``LinearPair`` / ``RepConv`` (conv1 -> bn1 / conv2 -> bn2). The BN is replaced by an
-    identity and the conv gets the folded weight and bias, so the model computes the same
-    function (up to float rounding) with one pass less per conv. Only for evaluation: the model
-    must be in eval mode (training BN uses batch statistics, which cannot be folded).
-
-    Returns:
-        int: the number of BatchNorms folded.
-    """
-    from .attention import LinearPair, RepConv
-    from .conv import SpikeConvBN
-    if model.training:
-        raise RuntimeError('fuse_conv_bn folds inference statistics: call model.eval() first')
-    count = 0
-    for module in list(model.modules()):
-        pairs = []
-        if isinstance(module, SpikeConvBN):
-            pairs.append(('conv', 'bn'))
-        elif isinstance(module, LinearPair):
-            pairs += [('conv1', 'bn1'), ('conv2', 'bn2')]
-        elif isinstance(module, RepConv):
-            pairs.append(('conv2', 'bn2'))  # bn1 pads its output: not a plain BN
-        elif type(module) is nn.Sequential:
-            names = list(module._modules)
-            pairs += [(a, b) for a, b in zip(names, names[1:])]
-        for conv_name, bn_name in pairs:
-            conv, bn = getattr(module, conv_name), getattr(module, bn_name)
-            if _foldable(conv, bn):
-                _fold(conv, bn)
-                setattr(module, bn_name, nn.Identity())
-                count += 1
-    return count
