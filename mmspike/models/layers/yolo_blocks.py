@@ -71,7 +71,7 @@ class MSConvBlock(nn.Module):
     conv pair) on ``[T, B, C, H, W]``.
 
     ``x = x + SepConv(x)``; ``x = x + BN(RepConv(N(BN(RepConv(N(x))))))`` with ``RepConv``
-    (re-parameterisable 3x3, from :mod:`.attention`) ``C -> rC -> C``. The extra BN after each
+    (re-parameterisable 3x3, from :mod:`.rep_conv`) ``C -> rC -> C``. The extra BN after each
     RepConv is kept as upstream has it.
 
     Args:
