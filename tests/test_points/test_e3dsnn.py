@@ -127,18 +127,22 @@ def test_sops_on_sparse_input_match_the_rulebook():
 
 
 def test_get_sops_tool_on_the_sample_config(tmp_path, monkeypatch):
-    """tools/analysis_tools/get_sops.py reads the sample config's test split (voxel batches,
-    split into single shapes by --batch-size 1) and counts every sparse conv."""
+    """tools/analysis_tools/get_sops.py reads the sample config's test split (a voxel batch of
+    two shapes cut to the first one by --num-images 1) and counts every sparse conv."""
     import importlib.util
+
+    from mmspike.points.datasets import ModelNet40Dataset
     monkeypatch.chdir(ROOT)  # the config's data_root is relative to the repository
     spec = importlib.util.spec_from_file_location(
         '_tool_get_sops', ROOT / 'tools/analysis_tools/get_sops.py')
     get_sops = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(get_sops)
-    report = get_sops.main(['configs/points/e3dsnn-t_modelnet40_sample.py', '--num-images', '2',
-                            '--batch-size', '1', '--mode', 'tensor', '--out-dir', str(tmp_path)])
+    report = get_sops.main(['configs/points/e3dsnn-t_modelnet40_sample.py', '--num-images', '1',
+                            '--batch-size', '2', '--mode', 'tensor', '--out-dir', str(tmp_path)])
     rows = {r['name']: r for r in report.layers}
-    assert report.meta['num_images'] == 2
+    assert report.meta['num_images'] == 1
     assert sum(r['op'] == 'sparse_conv3d' for r in report.layers) == 19
-    assert rows['backbone.svc.conv1.conv']['flops'] > 0 and rows['head.fc']['op'] == 'linear'
-    assert (tmp_path / 'sops.json').is_file()
+    first = ModelNet40Dataset(str(TXT), split='test', pipeline=[
+        dict(type='mmspike.NormalizePoints'), dict(type='mmspike.SpikeVoxelCoding')])[0]
+    assert rows['backbone.svc.conv1.conv']['input_shape'] == [len(first['voxel_coords']), 6]
+    assert rows['head.fc']['op'] == 'linear' and (tmp_path / 'sops.json').is_file()
