@@ -26,6 +26,8 @@ from typing import Iterator, Optional, Set
 
 from torch import nn
 
+from .module_state import restoring
+
 EXECUTION_MODES = ('fast', 'plain')
 ENV_VAR = 'MMSPIKE_EXECUTION_MODE'
 
@@ -97,10 +99,6 @@ def execution_mode(model: nn.Module, mode: str) -> Iterator[nn.Module]:
     """Context manager: run ``model`` in ``mode``; each module gets its own previous mode back
     afterwards (also on an error)."""
     check_execution_mode(mode)
-    previous = [(m, m.execution_mode) for m in execution_mode_modules(model)]
-    set_execution_mode(model, mode)
-    try:
+    with restoring(execution_mode_modules(model), 'execution_mode'):
+        set_execution_mode(model, mode)
         yield model
-    finally:
-        for m, old in previous:
-            m.execution_mode = old

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..execution import ExecutionModeMixin
+from ..module_state import restoring
 from . import kernels
 from .rounding import ROUND_CODES, ROUND_MODES, round_half_up, round_to_int  # noqa: F401
 
@@ -464,13 +465,9 @@ def set_spike_driven(model: nn.Module, enabled: bool = True) -> int:
 @contextmanager
 def spike_driven(model: nn.Module) -> Iterator[nn.Module]:
     """Context manager: run ``model`` in spike-driven mode, restore each neuron's mode afterwards."""
-    previous = [(m, m.spike_driven) for m in integer_neurons(model)]
-    set_spike_driven(model, True)
-    try:
+    with restoring(integer_neurons(model), 'spike_driven'):
+        set_spike_driven(model, True)
         yield model
-    finally:
-        for m, mode in previous:
-            m.spike_driven = mode
 
 
 def set_kernel_backend(model: nn.Module, name: str = 'auto') -> int:
@@ -496,10 +493,6 @@ def kernel_backend(model: nn.Module, name: str) -> Iterator[nn.Module]:
     if name is None:
         yield model
         return
-    previous = [(m, m.kernel_backend) for m in integer_neurons(model)]
-    set_kernel_backend(model, name)
-    try:
+    with restoring(integer_neurons(model), 'kernel_backend'):
+        set_kernel_backend(model, name)
         yield model
-    finally:
-        for m, old in previous:
-            m.kernel_backend = old
