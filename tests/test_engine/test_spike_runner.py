@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.subprocess  # every test here runs a fresh Python process
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = 'configs/mmpretrain/spiking-convnet_digits.py'
 # 2 short epochs of the digits demo, a checkpoint after each
@@ -146,8 +148,6 @@ import os, signal
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-pytestmark = pytest.mark.subprocess  # every test here runs a fresh Python process
-
 
 @HOOKS.register_module()
 class KillWhileSaving(Hook):
@@ -168,7 +168,7 @@ def test_kill_while_saving_with_max_keep_1_leaves_a_resumable_checkpoint(tmp_pat
     (tmp_path / 'kill_hook.py').write_text(textwrap.dedent(KILL_HOOK))
     config = tmp_path / 'kill_cfg.py'
     config.write_text(f"_base_ = ['{ROOT / CONFIG}']\n"
-                      "custom_imports = dict(imports=['mmspike.models', 'mmspike.datasets', "
+                      "custom_imports = dict(imports=['mmspike.classification', "
                       "'kill_hook'], allow_failed_imports=False)\n"
                       "custom_hooks = [dict(type='KillWhileSaving', epoch=2)]\n"
                       "default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))\n")
