@@ -1,8 +1,8 @@
 """E-SpikeFormer training step and inference: mmspike's fast path against the plain path.
 
 Both paths run the same model object with the same weights; only the execution mode differs
-(:func:`mmspike.models.set_execution_mode`, set once on each model copy): the plain path is the upstream-style
-computation (clamp/round neuron keeping its float input, ``(Q K^T) V`` attention, no fusion),
+(:func:`mmspike.models.set_execution_mode`, set once on each model copy): the plain path is the
+upstream-style computation (clamp/round neuron keeping its float input, ``(Q K^T) V`` attention, no fusion),
 the fast path fuses neurons (C kernel on the CPU, Triton on CUDA), keeps spikes as bytes for
 backward and picks the cheaper attention order. Their outputs and gradients are bit-identical
 (``tests/test_models/test_*/test_fast_plain*.py``) as long as both use the same memory format.
