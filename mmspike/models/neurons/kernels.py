@@ -60,6 +60,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from .rounding import round_to_int
+
 #: Largest D whose spike count fits the 7 count bits of a code byte.
 MAX_CODED_SPIKES = 127
 WINDOW_BIT = 0x80
@@ -316,18 +318,9 @@ class TritonKernelBackend(KernelBackend):
 
 
 # ------------------------------------------------------------------------------- torch ops
-def _round(x: Tensor, rounding: int) -> Tensor:
-    if rounding == 1:
-        fl = torch.floor(x)
-        return fl + (x - fl >= 0.5).to(x.dtype)
-    if rounding == 2:
-        return torch.floor(x + 0.5)
-    return torch.round(x)
-
-
 def _torch_forward(u: Tensor, max_spikes: int, norm: float, rounding: int, open_window: bool,
                    code: Optional[str]) -> Tuple[Tensor, Optional[Tensor]]:
-    r = _round(u.clamp(0, max_spikes), rounding)
+    r = round_to_int(u.clamp(0, max_spikes), rounding)
     out = r / norm if norm != 1.0 else r
     if code is None:
         return out, None
