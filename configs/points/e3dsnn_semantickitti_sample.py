@@ -15,9 +15,6 @@ train_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
 val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(**sample))
 test_dataloader = val_dataloader
 
-param_scheduler = [dict(type='OneCycleLR', eta_max=0.002, total_steps=1, pct_start=0.04,
-                        anneal_strategy='cos', div_factor=10.0, final_div_factor=100.0,
-                        by_epoch=True, convert_to_iter_based=True)]
 train_cfg = dict(max_epochs=1, val_interval=1)
 default_hooks = dict(logger=dict(type='LoggerHook', interval=1),
                      checkpoint=dict(interval=1, max_keep_ckpts=1))
