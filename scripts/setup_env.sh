@@ -80,6 +80,7 @@ if [ "$CUDA" = cpu ]; then
   plan "mmcv=$MMCV_VERSION with CPU ops, wheel cached as $WHEEL_DIR/mmcv-$MMCV_VERSION-*.whl"
   plan "spconv=spconv==$SPCONV_VERSION (requirements/spconv.txt)"
   plan "install=pip install -c requirements/constraints.txt --find-links $WHEEL_DIR -r requirements/tests.txt -r requirements/spconv.txt -e ."
+  plan "points=pip install --no-deps -r requirements/points.txt (mmdet3d for LiDAR segmentation)"
 else
   CU_TAG="cu${CUDA/./}"
   if [ -n "${MMSPIKE_TORCH_VERSION:-}" ]; then
@@ -129,6 +130,7 @@ else
     plan "spconv=none (PyPI has no spconv-cu wheel for CUDA $CUDA: SSC 3D / mmspike.points need spconv built from source)"
   fi
   plan "install=pip install -c $CUDA_CONSTRAINTS $MMCV_CACHE/mmcv-$MMCV_VERSION-*.whl -r requirements/tests.txt ${SPCONV_PKG:+$SPCONV_PKG }-e ."
+  plan "points=pip install --no-deps -r requirements/points.txt (mmdet3d for LiDAR segmentation)"
 fi
 if [ "$DRY_RUN" = 1 ]; then
   show_plan
@@ -187,6 +189,8 @@ if [ "$CUDA" = cpu ]; then
   log "installing the OpenMMLab stack and mmspike (editable)"
   pip_run install -q -c "$CONSTRAINTS" --find-links "$WHEEL_DIR" \
     -r requirements/tests.txt -r requirements/spconv.txt -e "$ROOT"
+  # mmdet3d without its declared dependencies (~120 packages): only what its modules import
+  pip_run install -q --no-deps -c "$CONSTRAINTS" -r requirements/points.txt
 
   # Fail here, not in the first test, if the compiled ops did not come along.
   "$VENV/bin/python" -c "import mmcv.ops, mmdet.models, mmseg.models, mmpretrain.models, spconv.pytorch, mmspike"
@@ -212,6 +216,7 @@ $CU_TAG wheels, or MMSPIKE_CUDA to a CUDA version PyTorch builds $TORCH_VERSION 
   # The CUDA mmcv wheel by path: the CPU one of the same name in $WHEEL_DIR is never a candidate.
   pip_run install -q -c "$CUDA_CONSTRAINTS" "$(ls "$MMCV_CACHE"/mmcv-"$MMCV_VERSION"-*.whl | head -1)" \
     -r requirements/tests.txt ${SPCONV_PKG:+"$SPCONV_PKG"} -e "$ROOT"
+  pip_run install -q --no-deps -c "$CUDA_CONSTRAINTS" -r requirements/points.txt
   "$VENV/bin/python" - "$CUDA" "${SPCONV_PKG:+spconv}" <<'EOF'
 import sys
 import torch
