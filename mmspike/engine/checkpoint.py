@@ -34,14 +34,16 @@ def _numpy_globals() -> List[Any]:
 
 
 def register_checkpoint_safe_globals() -> None:
-    """Allow the plain-data globals of MMEngine checkpoints (``HistoryBuffer``, numpy arrays,
-    dtypes and scalars) under ``torch.load(weights_only=True)``.
+    """Allow the plain-data globals of MMEngine checkpoints (``HistoryBuffer``, ``ConfigDict`` —
+    a dataset's ``metainfo`` given in a config lands in ``meta['dataset_meta']`` as one — numpy
+    arrays, dtypes and scalars) under ``torch.load(weights_only=True)``.
 
     Idempotent (torch keeps a set). :func:`load_checkpoint_file` calls it before reading; it
     only widens torch's weights-only allow-list by these data classes.
     """
+    from mmengine.config import ConfigDict
     from mmengine.logging.history_buffer import HistoryBuffer
-    torch.serialization.add_safe_globals([HistoryBuffer] + _numpy_globals())
+    torch.serialization.add_safe_globals([HistoryBuffer, ConfigDict] + _numpy_globals())
 
 
 class CheckpointError(ValueError):
