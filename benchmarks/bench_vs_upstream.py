@@ -17,9 +17,10 @@ Configurations: ``upstream`` (its model as shipped, NCHW), mmspike ``plain`` and
 (NCHW, the same weights), and ``fast+cl``: the fast path on a channels-last model (weights
 converted with ``model.to(memory_format=torch.channels_last)``; the input stays NCHW). The
 memory format is state of the model, not of the execution mode: plain and fast are
-bit-identical in either format (``tests/test_models/test_backbones/test_fast_plain_backbone.py``),
-and upstream's model converted to channels-last computes the same bits as mmspike's plain path
-converted to channels-last on these inputs. What channels-last changes is the convs'
+bit-identical in either format (``tests/test_models/test_backbones/test_fast_plain_backbone.py``;
+checked below for ``fast+cl`` against the plain path converted to channels-last; upstream's
+model converted to channels-last is not bit-identical to it, its Conv1d token layers run other
+kernels). What channels-last changes is the convs'
 summation order (so its bits differ from upstream's NCHW ones) and their speed: oneDNN's NCHW
 depthwise-conv backward is several times slower than its channels-last one (the 7x7 depthwise
 convs of the CNN stages take about half of upstream's training step).
