@@ -8,7 +8,8 @@
 #       work_dirs/fpn_e-spikeformer_digits/iter_1000.pth
 #
 # Sized for two CPU cores: the 2M backbone (channels 24/48/96/128, strides 4/8/16/16), 64x64
-# inputs, a 64-wide neck and head, BN (one process), AdamW lr 2e-3 (heads 2x, as the recipe),
+# inputs, a 64-wide neck and head, BN (one process), AdamW lr 4e-3 (heads 2x, as the recipe;
+# 1e-3 reached mIoU 0.30, 2e-3 0.47, 4e-3 0.62),
 # 50 warm-up iterations, then a poly decay over 1000 iterations of batch 8.
 #
 # The classifier reads integer spike counts 0..4 (out_neuron norm 1, as upstream's detection
@@ -40,7 +41,7 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.005),
+    optimizer=dict(type='AdamW', lr=4e-3, betas=(0.9, 0.999), weight_decay=0.005),
     paramwise_cfg=dict(custom_keys={'head': dict(lr_mult=2.0)}),
     clip_grad=dict(max_norm=10.0, norm_type=2))
 param_scheduler = [
