@@ -109,3 +109,28 @@ def test_one_training_iteration_on_real_photos():
     assert torch.isfinite(log['loss'])
     changed = sum(not torch.equal(a, p.detach()) for a, p in zip(before, model.parameters()))
     assert changed > len(before) // 2
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_sample_config_trains_and_tests_through_the_tools(tmp_path):
+    """The CIFAR-10 recipe (Mixup, RandAugment, RandomErasing, T=4) on real photos shrunk to 32x32:
+    one iteration with validation through tools/train.py, then tools/test.py on its checkpoint."""
+    import json
+    import os
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[2]
+    config = 'configs/mmpretrain/spikformer-v2-4-384_t4_cifar10_sample.py'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    train = subprocess.run([sys.executable, 'tools/train.py', config, '--work-dir', str(tmp_path)],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-3000:]
+    assert 'accuracy/top1' in train.stdout + train.stderr
+    out = tmp_path / 'metrics.json'
+    test = subprocess.run([sys.executable, 'tools/test.py', config, str(tmp_path / 'iter_1.pth'),
+                           '--work-dir', str(tmp_path), '--out', str(out)],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert test.returncode == 0, test.stdout[-2000:] + test.stderr[-3000:]
+    metrics = json.loads(out.read_text())
+    assert 0.0 <= metrics['accuracy/top1'] <= 100.0, metrics
