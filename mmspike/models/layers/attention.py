@@ -62,6 +62,11 @@ def spike_attention(q: Tensor, k: Tensor, v: Tensor, order: str = 'auto') -> Ten
     return q @ (k.transpose(-2, -1) @ v)
 
 
+def _channels_last(*maps: Tensor) -> bool:
+    """Whether every ``[T, B, C, H, W]`` map is stored channels-last (``[T, B, H, W, C]`` dense)."""
+    return all(t.permute(0, 1, 3, 4, 2).is_contiguous() for t in maps)
+
+
 def _first_conv(projection: nn.Sequential
                 ) -> Optional[Tuple[nn.Conv2d, Callable[[Tensor], Tensor]]]:
     """Split a :func:`build_projection` module into its first conv and the rest, for the fused
@@ -202,7 +207,9 @@ class SpikeDrivenAttention(ExecutionModeMixin, nn.Module):
             order = self.order if self.order != 'auto' else cheaper_attention_order(
                 H * W, self.channels // self.num_heads, v.shape[2] // self.num_heads)
         if order == 'kv_first' and not torch.overrides._is_torch_function_mode_enabled():
-            out = self._kv_first_transposed(q, k, v) * self.scale
+            kv_first = self._kv_first_tokens if _channels_last(q, k, v) \
+                else self._kv_first_transposed
+            out = kv_first(q, k, v) * self.scale
         else:  # on [N, d] heads, then back to channels (a copy); what SOP counting sees
             out = spike_attention(self._heads(q), self._heads(k), self._heads(v),
                                   order) * self.scale  # [T, B, heads, N, d_v]
@@ -227,6 +234,27 @@ class SpikeDrivenAttention(ExecutionModeMixin, nn.Module):
         kt = k.reshape(T, B, h, C // h, n)
         vt = v.reshape(T, B, h, Cv // h, n)  # [.., d_v, N] = V^T
         return ((vt @ kt.transpose(-2, -1)) @ qt).reshape(T, B, Cv, H, W)
+
+    def _kv_first_tokens(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Fast path, ``Q (K^T V)`` order, on channels-last maps: per head on token-major views.
+
+        In channels-last memory each ``[T * B]`` sample is an ``[N, C]`` row-major matrix and a
+        head is a column slice of it, which a batched matmul reads in place (leading dimension
+        C); :meth:`_kv_first_transposed` would make ``matmul`` copy all three inputs there (the
+        head and batch strides do not merge) and return a contiguous (not channels-last) map.
+        The result is written channels-last. Exact for spike inputs, as explained there, so the
+        bits equal the plain path's.
+        """
+        T, B, C, H, W = q.shape
+        n, h, Cv = H * W, self.num_heads, v.shape[2]
+        d, dv = C // h, Cv // h
+        # [T, B, C, H, W] channels-last -> [T * B, N, C] (a view)
+        qs, ks, vs = (t.permute(0, 1, 3, 4, 2).reshape(T * B, n, t.shape[2]) for t in (q, k, v))
+        outs = [qs[..., i * d:(i + 1) * d]
+                @ (ks[..., i * d:(i + 1) * d].transpose(-2, -1) @ vs[..., i * dv:(i + 1) * dv])
+                for i in range(h)]
+        out = torch.cat(outs, dim=-1)  # [T * B, N, Cv]
+        return out.view(T, B, H, W, Cv).permute(0, 1, 4, 2, 3)
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, num_heads={self.num_heads}, '

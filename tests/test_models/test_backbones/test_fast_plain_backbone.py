@@ -80,14 +80,19 @@ def test_fast_path_keeps_less_for_backward():
     assert kept['fast'] < 0.5 * kept['plain'], kept
 
 
-def test_kv_first_attention_output_identical_gradients_close():
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_kv_first_attention_output_identical_gradients_close(channels_last):
     torch.manual_seed(0)
     attn = SpikeDrivenAttention(32, num_heads=2, value_ratio=4)
     x = torch.randn(1, 2, 32, 8, 8) * 2  # N = 64 tokens: the d_v x d order is cheaper
+    if channels_last:  # token-major heads (_kv_first_tokens), output kept channels-last
+        attn = attn.to(memory_format=torch.channels_last)
+        x = x[0].contiguous(memory_format=torch.channels_last)[None]
     assert cheaper_attention_order(64, 16, 64) == 'kv_first'
     outs_p, xg_p, grads_p, _ = _train_step(attn, x, 'plain')
     outs_f, xg_f, grads_f, _ = _train_step(attn, x, 'fast')
     assert torch.equal(outs_p, outs_f)  # spike products are exact in either order
+    assert outs_f.permute(0, 1, 3, 4, 2).is_contiguous() == channels_last
     torch.testing.assert_close(xg_f, xg_p, rtol=1e-4, atol=1e-4 * xg_p.abs().max().item())
     for n in grads_p:
         g = grads_p[n]

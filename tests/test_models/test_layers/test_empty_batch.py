@@ -17,6 +17,9 @@ def test_attention_empty_batch(path, order, T):
         assert out.shape == (T, 0, 32, 4, 5)
         # same module, a real batch: unchanged behaviour
         assert attn(torch.randn(T, 2, 32, 4, 5)).shape == (T, 2, 32, 4, 5)
+        # channels-last maps take the token-major route of the fast kv-first order
+        x = torch.randn(T * 0, 32, 4, 5).contiguous(memory_format=torch.channels_last)
+        assert attn(x.view(T, 0, 32, 4, 5)).shape == (T, 0, 32, 4, 5)
 
 
 @pytest.mark.parametrize('path', ['fast', 'plain'])
