@@ -48,9 +48,9 @@ Checks before anything is timed (the run stops on a mismatch):
 Measured in ONE process, interleaved (``bench_train_step.interleaved``), median of ``--repeats``:
 
 * training step img/s: ``zero_grad``, forward, a synthetic loss, backward, ``SGD`` step (lr 1e-4,
-  momentum 0.9), train mode. The loss is the same for both sides: the sum of squares of every
-  output map (spikeyolo-s: the raw head maps; flagship: the 5 FPN outputs). So this times the
-  network's forward and backward, **not** ultralytics' / mmdet's assigner and losses, nor the
+  momentum 0.9), train mode. The loss is the same for both sides: the mean of squares of every
+  output map, summed over the maps (spikeyolo-s: the raw head maps; flagship: the 5 FPN
+  outputs). So this times the network's forward and backward, **not** ultralytics' / mmdet's assigner and losses, nor the
   flagship's RPN and RoI heads;
 * inference img/s: eval mode under ``torch.no_grad``; ``fast+fold`` and ``fast+cl+fold`` also fold
   the BNs into the convs (``bench_vs_upstream.fold``).
@@ -366,8 +366,10 @@ def data(args, net: str) -> torch.Tensor:
 
 
 def synthetic_loss(outs: List[torch.Tensor]) -> torch.Tensor:
-    """Sum of squares of every output map: the same for both sides, no assigner."""
-    return sum(o.square().sum() for o in outs)
+    """Mean of squares of every output map, summed over the maps: the same for both sides, no
+    assigner. (A sum of squares, ~4e6 at 640x640, made SGD diverge within a few timed steps:
+    the weights went non-finite and the neurons' check stopped the run.)"""
+    return sum(o.square().mean() for o in outs)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -539,7 +541,7 @@ def main(argv=None) -> None:
     print()
     print(f'ratios against upstream (or plain without a checkout) (batch {args.batch_size}, '
           f'{torch.get_num_threads()} threads, median of {args.repeats}; train: forward + '
-          f'sum-of-squares loss + backward + SGD; memory: VmHWM rise of one training step, own '
+          f'mean-of-squares loss + backward + SGD; memory: VmHWM rise of one training step, own '
           f'subprocess)')
     head = (f'{"network":16s} {"config":12s} {"train img/s":>12s} {"x":>6s} '
             f'{"infer img/s":>12s} {"x":>6s} {"step MiB":>9s} {"x":>6s}')

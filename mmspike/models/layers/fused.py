@@ -46,13 +46,14 @@ def _fusable_conv(conv: nn.Module) -> bool:
 class _SpikeConvs(torch.autograd.Function):
 
     @staticmethod
-    def forward(ctx, x: Tensor, spec: tuple, geometry: tuple, backend: str,
+    def forward(ctx, x: Tensor, spec: tuple, geometry: tuple, backend: str, on_nonfinite,
                 *params: Optional[Tensor]):
         D, norm, rounding, open_window = spec
         weights, biases = params[0::2], params[1::2]
+        # the neuron's non-finite check runs in the firing pass (NaN would become 0 spikes)
         s, code = kernels.fire_forward(x, D, norm, rounding, open_window,
                                        code='full' if any(ctx.needs_input_grad) else None,
-                                       backend=backend)
+                                       backend=backend, on_nonfinite=on_nonfinite)
         # Under autocast F.conv2d casts its inputs to the autocast dtype here, as in the plain
         # composition; backward repeats those casts (it runs outside autocast).
         outs = tuple(F.conv2d(s, w, b, *geo) for w, b, geo in zip(weights, biases, geometry))
@@ -80,8 +81,8 @@ class _SpikeConvs(torch.autograd.Function):
                 continue
             stride, padding, dilation, groups = ctx.geometry[i]
             w, cdt = weights[i], ctx.conv_dtypes[i]
-            mask = [need_x, ctx.needs_input_grad[4 + 2 * i],
-                    ctx.has_bias[i] and ctx.needs_input_grad[5 + 2 * i]]
+            mask = [need_x, ctx.needs_input_grad[5 + 2 * i],
+                    ctx.has_bias[i] and ctx.needs_input_grad[6 + 2 * i]]
             # The conv's own dtype (autocast's), then each gradient back to its tensor's dtype:
             # what autograd does through the casts of the plain composition.
             gi, gw, gb = torch.ops.aten.convolution_backward(
@@ -96,7 +97,7 @@ class _SpikeConvs(torch.autograd.Function):
         # grad_s is this function's own temporary: mask it in place (one allocation less)
         grad_x = kernels.fire_backward(grad_s, code, norm, inplace=True, backend=ctx.backend) \
             if grad_s is not None else None
-        return (grad_x, None, None, None, *param_grads)
+        return (grad_x, None, None, None, None, *param_grads)
 
 
 def spike_convs(x: Tensor, neuron: nn.Module,
@@ -124,10 +125,10 @@ def spike_convs(x: Tensor, neuron: nn.Module,
         return None
     if not all(_fusable_conv(c) for c in convs) or _observed([neuron, *convs, *observed]):
         return None
-    neuron.check_finite(x)  # the fused pass stores spikes as bytes: NaN would become 0 spikes
     params, geometry = [], []
     for c in convs:
         params += [c.weight, c.bias]
         geometry.append((tuple(c.stride), tuple(c.padding), tuple(c.dilation), c.groups))
     xf, _ = fold_time(x)
-    return _SpikeConvs.apply(xf, spec, tuple(geometry), neuron.kernel_backend, *params)
+    return _SpikeConvs.apply(xf, spec, tuple(geometry), neuron.kernel_backend,
+                             neuron.nonfinite_handler(), *params)

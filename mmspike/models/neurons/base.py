@@ -16,7 +16,7 @@ A neuron integrates, fires and resets::
 configurations of :class:`IntegerNeuron`; :class:`LIF` is the binary hard-reset subclass.
 """
 from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple, Union
+from typing import Callable, Iterator, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -39,9 +39,10 @@ class _FusedFire(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u: Tensor, max_spikes: int, norm: float, rounding: int,
-                open_window: bool, backend: str) -> Tensor:
+                open_window: bool, backend: str, on_nonfinite) -> Tensor:
         out, window = kernels.fire_forward(u, max_spikes, norm, rounding, open_window,
-                                           code='window', backend=backend)
+                                           code='window', backend=backend,
+                                           on_nonfinite=on_nonfinite)
         ctx.save_for_backward(window)
         ctx.norm, ctx.backend = norm, backend
         return out
@@ -50,19 +51,22 @@ class _FusedFire(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         (window, ) = ctx.saved_tensors
         return (kernels.fire_backward(grad, window, ctx.norm, backend=ctx.backend), None, None,
-                None, None, None)
+                None, None, None, None)
 
 
 def fused_fire(u: Tensor, max_spikes: int, norm: float = 1.0, rounding: int = 1,
-               open_window: bool = False, backend: str = 'auto') -> Tensor:
+               open_window: bool = False, backend: str = 'auto',
+               on_nonfinite: Optional[Callable[[Tensor, int], None]] = None) -> Tensor:
     """Fast-path integer firing ``round(clamp(u, 0, D)) / norm`` (rounding code of
     :data:`ROUND_CODES`, True = half up; straight-through gradient on the window ``[0, D]``, or
     ``(0, D)`` with ``open_window``) with kernel ``backend`` (:mod:`.kernels`); no saved state
-    without grad."""
+    without grad. ``on_nonfinite(u, n)`` is called when ``u`` holds ``n > 0`` NaN / +-Inf
+    (counted in the firing pass by the C kernel)."""
     if torch.is_grad_enabled() and u.requires_grad:
-        return _FusedFire.apply(u, max_spikes, float(norm), int(rounding), open_window, backend)
+        return _FusedFire.apply(u, max_spikes, float(norm), int(rounding), open_window, backend,
+                                on_nonfinite)
     return kernels.fire_forward(u, max_spikes, norm, int(rounding), open_window, code=None,
-                                backend=backend)[0]
+                                backend=backend, on_nonfinite=on_nonfinite)[0]
 
 
 class _PlainFire(torch.autograd.Function):
@@ -184,28 +188,36 @@ class BaseNeuron(ExecutionModeMixin, nn.Module):
     #: The neuron's name in its model, for errors (set by :func:`set_finite_check`).
     neuron_name: Optional[str] = None
 
+    def nonfinite_handler(self) -> Optional[Callable[[Tensor, int], None]]:
+        """What a fused firing pass calls on non-finite inputs (:func:`kernels.fire_forward`'s
+        ``on_nonfinite``): this neuron's error, or None when the check is off (or a tracer or
+        compiler runs)."""
+        if (not self.finite_check or torch.jit.is_tracing()
+                or torch.compiler.is_compiling()):
+            return None
+        return self._raise_nonfinite
+
     def check_finite(self, x: Tensor) -> None:
         """Raise ``FloatingPointError`` if ``x`` holds NaN or +-Inf (when :attr:`finite_check`).
 
         Spikes cannot carry NaN (the fast path stores them as bytes) and clamping would turn
         +-Inf into D or 0 spikes, so a non-finite current is an error, never a spike count. Cost:
-        one reduction (a NaN or an infinity anywhere makes the sum non-finite; a finite sum that
-        overflows is told apart by an exact count before raising).
+        one reduction (:func:`kernels.count_nonfinite`); the fused firing of the fast path counts
+        them in its own pass instead (:meth:`nonfinite_handler`).
         """
-        if (not self.finite_check or not x.is_floating_point() or torch.jit.is_tracing()
-                or torch.compiler.is_compiling()):
+        handler = self.nonfinite_handler()
+        if handler is None or not x.is_floating_point():
             return
-        x = x.detach()
-        if bool(torch.isfinite(x.sum(dtype=torch.float64 if x.dtype == torch.float64
-                                     else torch.float32))):
-            return
-        bad = int((~torch.isfinite(x)).sum())
+        bad = kernels.count_nonfinite(x)
         if bad:
-            raise FloatingPointError(
-                f'{self.neuron_name or type(self).__name__} ({type(self).__name__}): its input '
-                f'current of shape {tuple(x.shape)} holds {bad} non-finite values (NaN or +-Inf); '
-                f'a non-finite input image or a diverged weight upstream. '
-                f'set_finite_check(model, False) turns this check off')
+            handler(x, bad)
+
+    def _raise_nonfinite(self, x: Tensor, bad: int) -> None:
+        raise FloatingPointError(
+            f'{self.neuron_name or type(self).__name__} ({type(self).__name__}): its input '
+            f'current of shape {tuple(x.shape)} holds {bad} non-finite values (NaN or +-Inf); '
+            f'a non-finite input image or a diverged weight upstream. '
+            f'set_finite_check(model, False) turns this check off')
 
     def fire(self, u: Tensor) -> Tensor:
         raise NotImplementedError
@@ -338,9 +350,9 @@ class IntegerNeuron(BaseNeuron):
     def forward(self, x: Tensor) -> Tensor:
         if not self.spike_driven:
             spec = self.fused_spec(x)
-            if spec is not None:  # one pass, the division by norm included
-                self.check_finite(x)
-                return fused_fire(x, *spec, backend=self.kernel_backend)
+            if spec is not None:  # one pass, the division by norm and the check included
+                return fused_fire(x, *spec, backend=self.kernel_backend,
+                                  on_nonfinite=self.nonfinite_handler())
             return super().forward(x)
         self._trains = []
         out = super().forward(x)

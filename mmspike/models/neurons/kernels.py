@@ -55,7 +55,7 @@ import sys
 import tempfile
 import threading
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -76,6 +76,9 @@ _C_SOURCE = r'''
 #define CHUNK 16384
 #define PAR _Pragma("omp parallel for num_threads(nthreads) schedule(static) \
                       if(nchunks > 1 && nthreads > 1)")
+#define PRAGMA(x) _Pragma(#x)
+#define PAR_SUM(v) PRAGMA(omp parallel for num_threads(nthreads) schedule(static) \
+                          reduction(+:v) if(nchunks > 1 && nthreads > 1))
 
 /* Branch-free on purpose: -fno-trapping-math lets GCC if-convert and vectorise the selects.
    NaN propagates like torch.clamp / floor (all comparisons false). The flags (rounding, window,
@@ -89,11 +92,13 @@ INL T round_##SUF(T c, const int rmode) {                                       
   if (rmode == 2) return FLOOR(c + (T)0.5);                                                     \
   return RINT(c);                                                                               \
 }                                                                                               \
-INL void fwd_body_##SUF(const T *restrict u, T *restrict out, uint8_t *restrict code,           \
-                        int64_t lo, int64_t hi, T D, T norm, const int rmode,                   \
-                        const int open_w, const int kind) {                                     \
+INL int fwd_body_##SUF(const T *restrict u, T *restrict out, uint8_t *restrict code,            \
+                       int64_t lo, int64_t hi, T D, T norm, const int rmode,                    \
+                       const int open_w, const int kind) {                                      \
+  int bad = 0; /* non-finite inputs: x - x is NaN for NaN and +-Inf */                          \
   for (int64_t i = lo; i < hi; ++i) {                                                           \
     T x = u[i];                                                                                 \
+    bad += !(x - x == (T)0);                                                                    \
     T c = x > D ? D : x;                                                                        \
     c = x < (T)0 ? (T)0 : c;                                                                    \
     T r = round_##SUF(c, rmode);                                                                \
@@ -104,30 +109,32 @@ INL void fwd_body_##SUF(const T *restrict u, T *restrict out, uint8_t *restrict 
       code[i] = kind == 1 ? (uint8_t)(k | (w << 7)) : w;                                        \
     }                                                                                           \
   }                                                                                             \
+  return bad;                                                                                   \
 }                                                                                               \
-CLONES static void fwd_##SUF(const T *restrict u, T *restrict out, uint8_t *restrict code,      \
+CLONES static int fwd_##SUF(const T *restrict u, T *restrict out, uint8_t *restrict code,      \
                              int64_t lo, int64_t hi, T D, T norm, int rmode, int open_w,        \
                              int kind) {                                                        \
   switch (rmode * 6 + open_w * 3 + kind) {                                                      \
-    case 0: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 0, 0, 0); break;                      \
-    case 1: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 0, 0, 1); break;                      \
-    case 2: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 0, 0, 2); break;                      \
-    case 3: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 0, 1, 0); break;                      \
-    case 4: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 0, 1, 1); break;                      \
-    case 5: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 0, 1, 2); break;                      \
-    case 6: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 1, 0, 0); break;                      \
-    case 7: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 1, 0, 1); break;                      \
-    case 8: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 1, 0, 2); break;                      \
-    case 9: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 1, 1, 0); break;                      \
-    case 10: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 1, 1, 1); break;                     \
-    case 11: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 1, 1, 2); break;                     \
-    case 12: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 2, 0, 0); break;                     \
-    case 13: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 2, 0, 1); break;                     \
-    case 14: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 2, 0, 2); break;                     \
-    case 15: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 2, 1, 0); break;                     \
-    case 16: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 2, 1, 1); break;                     \
-    case 17: fwd_body_##SUF(u, out, code, lo, hi, D, norm, 2, 1, 2); break;                     \
+    case 0: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 0, 0, 0);                      \
+    case 1: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 0, 0, 1);                      \
+    case 2: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 0, 0, 2);                      \
+    case 3: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 0, 1, 0);                      \
+    case 4: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 0, 1, 1);                      \
+    case 5: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 0, 1, 2);                      \
+    case 6: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 1, 0, 0);                      \
+    case 7: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 1, 0, 1);                      \
+    case 8: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 1, 0, 2);                      \
+    case 9: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 1, 1, 0);                      \
+    case 10: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 1, 1, 1);                     \
+    case 11: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 1, 1, 2);                     \
+    case 12: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 2, 0, 0);                     \
+    case 13: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 2, 0, 1);                     \
+    case 14: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 2, 0, 2);                     \
+    case 15: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 2, 1, 0);                     \
+    case 16: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 2, 1, 1);                     \
+    case 17: return fwd_body_##SUF(u, out, code, lo, hi, D, norm, 2, 1, 2);                     \
   }                                                                                             \
+  return 0;                                                                                     \
 }                                                                                               \
 CLONES static void bwd_##SUF(const T *restrict g, const uint8_t *restrict code,               \
                              T *restrict gin, int64_t lo, int64_t hi, T norm, int wbit) {       \
@@ -147,14 +154,15 @@ CLONES static void dec_##SUF(const uint8_t *restrict code, T *restrict s, int64_
                              int64_t hi, T norm) {                                              \
   for (int64_t i = lo; i < hi; ++i) s[i] = (T)(code[i] & 0x7F) / norm;                          \
 }                                                                                               \
-void fire_fwd_##SUF(const T *u, T *out, uint8_t *code, int64_t n, double D, double norm,        \
-                    int rmode, int open_w, int full, int nthreads) {                            \
-  int64_t nchunks = (n + CHUNK - 1) / CHUNK;                                                    \
-  PAR for (int64_t c = 0; c < nchunks; ++c) {                                                   \
+int64_t fire_fwd_##SUF(const T *u, T *out, uint8_t *code, int64_t n, double D, double norm,     \
+                       int rmode, int open_w, int full, int nthreads) {                         \
+  int64_t nchunks = (n + CHUNK - 1) / CHUNK, bad = 0;                                           \
+  PAR_SUM(bad) for (int64_t c = 0; c < nchunks; ++c) {                                          \
     int64_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;                               \
-    fwd_##SUF(u, out, code, lo, hi, (T)D, (T)norm, rmode, open_w,                      \
-              code ? (full ? 1 : 2) : 0);                        \
+    bad += fwd_##SUF(u, out, code, lo, hi, (T)D, (T)norm, rmode, open_w,                        \
+                     code ? (full ? 1 : 2) : 0);                                                \
   }                                                                                             \
+  return bad; /* the number of non-finite inputs, for the neuron's check */                     \
 }                                                                                               \
 void fire_bwd_##SUF(const T *g, const uint8_t *code, T *gin, int64_t n, double norm,           \
                     int wbit, int nthreads) {                                                   \
@@ -218,7 +226,9 @@ class KernelBackend:
         return (1.0, 4.0, 3.0)
 
     def forward(self, u: Tensor, out: Tensor, code: Optional[Tensor], max_spikes: int,
-                norm: float, rounding: int, open_window: bool, full: bool) -> None:
+                norm: float, rounding: int, open_window: bool, full: bool) -> Optional[int]:
+        """Fire ``u`` into ``out`` (and ``code``); the number of non-finite elements of ``u``
+        when the kernel counts them in the same pass, else None (then it is counted apart)."""
         raise NotImplementedError
 
     def backward(self, grad: Tensor, code: Tensor, gin: Tensor, norm: float, wbit: int) -> None:
@@ -272,15 +282,16 @@ class CKernelBackend(KernelBackend):
         for suf in _C_SUFFIX.values():
             getattr(lib, f'fire_fwd_{suf}').argtypes = [vp, vp, vp, i64, f64, f64, i32, i32,
                                                         i32, i32]
+            getattr(lib, f'fire_fwd_{suf}').restype = i64
             getattr(lib, f'fire_bwd_{suf}').argtypes = [vp, vp, vp, i64, f64, i32, i32]
             getattr(lib, f'fire_dec_{suf}').argtypes = [vp, vp, i64, f64, i32]
         self.lib = lib
 
     def forward(self, u, out, code, max_spikes, norm, rounding, open_window, full):
-        getattr(self.lib, f'fire_fwd_{_C_SUFFIX[u.dtype]}')(
+        return int(getattr(self.lib, f'fire_fwd_{_C_SUFFIX[u.dtype]}')(
             u.data_ptr(), out.data_ptr(), None if code is None else code.data_ptr(), u.numel(),
             float(max_spikes), float(norm), rounding, int(open_window), int(full),
-            torch.get_num_threads())
+            torch.get_num_threads()))
 
     def backward(self, grad, code, gin, norm, wbit):
         getattr(self.lib, f'fire_bwd_{_C_SUFFIX[grad.dtype]}')(
@@ -378,9 +389,9 @@ def _torch_decode(code: Tensor, norm: float, dtype: torch.dtype) -> Tensor:
 
 
 # ------------------------------------------------------------------------------- the table
-#: Boundary values of the probe (D = 4): 0, -0.0, D, ties, just below a tie, out of range, NaN.
+#: Boundary values of the probe (D = 4): 0, -0.0, D, ties, just below a tie, out of range, NaN, +-Inf.
 _PROBE_SPECIAL = [-1.0, -0.0, 0.0, 0.25, 0.5, 1.0, 1.5, 2.5, 3.5, 3.9999, 4.0, 4.5, 10.0,
-                  0.49999997, float('nan')]
+                  0.49999997, float('nan'), float('inf'), float('-inf')]
 _PROBE_D = 4
 ENV_DISABLE = 'MMSPIKE_KERNELS_DISABLE'
 ENV_BACKEND = 'MMSPIKE_KERNEL_BACKEND'
@@ -521,8 +532,10 @@ def _probe(b: KernelBackend, device: torch.device, dtype: torch.dtype, op: tuple
                 if code is not None:
                     buf = torch.empty_like(x, dtype=torch.bool if code == 'window'
                                            else torch.uint8)
-                b.forward(x, out, buf, D, norm, rounding, open_window, code == 'full')
+                bad = b.forward(x, out, buf, D, norm, rounding, open_window, code == 'full')
                 ref, ref_buf = _torch_forward(x, D, norm, rounding, open_window, code)
+                if bad is not None and bad != count_nonfinite(x):
+                    return f'non-finite count {bad} of the forward, expected {count_nonfinite(x)}'
                 if not _exact(out, ref):
                     return (f'forward (rounding {rounding}, open window {open_window}, '
                             f'norm {norm}) differs from the torch ops')
@@ -656,9 +669,24 @@ CODE_KINDS = (None, 'full', 'window')
 
 
 # ------------------------------------------------------------------------------------- kernels
+def count_nonfinite(x: Tensor) -> int:
+    """The number of NaN / +-Inf elements of ``x`` (0 for non-float tensors), in one reduction
+    when there are none: a NaN or an infinity anywhere makes the sum non-finite, and a finite
+    sum that overflows is told apart by an exact count."""
+    if not x.is_floating_point():
+        return 0
+    x = x.detach()
+    total = x.sum(dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
+    if bool(torch.isfinite(total)):
+        return 0
+    return int((~torch.isfinite(x)).sum())
+
+
 def fire_forward(u: Tensor, max_spikes: int, norm: float, rounding: int = 1,
                  open_window: bool = False, code: Optional[str] = 'full',
-                 backend: str = 'auto') -> Tuple[Tensor, Optional[Tensor]]:
+                 backend: str = 'auto',
+                 on_nonfinite: Optional[Callable[[Tensor, int], None]] = None
+                 ) -> Tuple[Tensor, Optional[Tensor]]:
     """``round(clamp(u, 0, D)) / norm`` in one pass, plus what backward needs.
 
     Args:
@@ -675,6 +703,10 @@ def fire_forward(u: Tensor, max_spikes: int, norm: float, rounding: int = 1,
             Defaults to ``'full'``.
         backend (str): ``'auto'`` or a backend name (see the module docstring). Defaults to
             ``'auto'``.
+        on_nonfinite (callable, optional): Called as ``on_nonfinite(u, n)`` when ``u`` holds
+            ``n > 0`` NaN / +-Inf elements (a neuron's check raises there). The C kernel counts
+            them in its firing pass; other backends count them with :func:`count_nonfinite`.
+            Defaults to None: not checked.
 
     Returns:
         tuple[Tensor, Tensor | None]: spikes (``u``'s dtype and layout) and the code.
@@ -692,14 +724,20 @@ def fire_forward(u: Tensor, max_spikes: int, norm: float, rounding: int = 1,
     if not _is_dense(u):
         u = u.contiguous()
     name = fire_backend(u, backend=backend, op=('fwd', rounding, open_window, code))
+    bad = None
     if name == 'torch':
-        return _torch_forward(u, max_spikes, norm, rounding, open_window, code)
-    out = torch.empty_like(u)
-    buf = torch.empty_like(u, dtype=torch.bool if code == 'window' else torch.uint8) \
-        if code else None
-    if u.numel():
-        _table().backends[name].forward(u, out, buf, max_spikes, norm, rounding, open_window,
-                                        code == 'full')
+        out, buf = _torch_forward(u, max_spikes, norm, rounding, open_window, code)
+    else:
+        out = torch.empty_like(u)
+        buf = torch.empty_like(u, dtype=torch.bool if code == 'window' else torch.uint8) \
+            if code else None
+        if u.numel():
+            bad = _table().backends[name].forward(u, out, buf, max_spikes, norm, rounding,
+                                                  open_window, code == 'full')
+    if on_nonfinite is not None:
+        bad = count_nonfinite(u) if bad is None else bad
+        if bad:
+            on_nonfinite(u, bad)
     return out, buf
 
 

@@ -105,3 +105,18 @@ def test_check_can_be_turned_off():
     assert set_finite_check(neuron, True) == 1
     with pytest.raises(FloatingPointError):
         neuron(x)
+
+
+@pytest.mark.parametrize('backend', ['c', 'torch'])
+@pytest.mark.parametrize('grad', [False, True])
+def test_fused_pass_counts_exactly(backend, grad):
+    """The fast path counts the non-finite inputs in its firing pass (the C kernel) or with one
+    reduction (torch ops): the error gives the exact number, also for a fused spike conv."""
+    from mmspike.models.layers import SpikeConvBN
+    x = torch.randn(1, 2, 3, 80, 80) * 2  # several kernel chunks (16384 elements each)
+    x.view(-1)[[0, 7, 16384, 16385, 38399]] = torch.tensor([math.nan, math.inf, -math.inf,
+                                                             math.nan, math.inf])
+    for module in (MultiSpike(max_spikes=4), SpikeConvBN(3, 4, neuron=dict(type='MultiSpike'))):
+        with execution_mode(module, 'fast'), kernel_backend(module, backend):
+            with pytest.raises(FloatingPointError, match=r'holds 5 non-finite'):
+                module(x.clone().requires_grad_(grad))
