@@ -30,7 +30,7 @@ model = dict(
     decode_head=dict(
         in_channels=[width] * 4, channels=width, num_classes=11, norm_cfg=norm_cfg,
         # integer spike counts 0..4 (norm 1) into the 1x1 classifier (see the note at the top)
-        out_neuron=dict(type='MultiSpike', max_spikes=4, norm=1.0),
+        out_neuron=dict(type='MultiSpike', max_spikes=4, norm=1.0, round_mode='half_even'),
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
                          avg_non_ignore=True)))
 

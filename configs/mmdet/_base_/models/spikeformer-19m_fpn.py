@@ -8,6 +8,9 @@
 # extractors declare those real strides (upstream declared 32 for a stride-16 map); the anchor
 # *sizes* stay mmdet's 32..512 through `base_sizes`.
 #
+# Neurons round half to even (`round_mode='half_even'`), as upstream's detection code fires
+# (`torch.round(torch.clamp(u, 0, 4))` in its SDEFormer backbone and SpikeFPN).
+#
 # Not a model base itself: `spikeformer_19m_fpn` holds overrides of the mmdet model listed before
 # this file in `_base_`; a config applies them with `model = _base_.pop('spikeformer_19m_fpn')`
 # (popping keeps the variable out of the final config).
@@ -17,7 +20,7 @@ spikeformer_19m_fpn = dict(
         type='mmspike.ESpikeFormer',
         arch='19m',
         T=1,
-        neuron=dict(type='MultiSpike', max_spikes=4),
+        neuron=dict(type='MultiSpike', max_spikes=4, round_mode='half_even'),
         out_indices=(0, 1, 2, 3),
         # ImageNet weights: not init_cfg=dict(type='Pretrained') (it loads with strict=False and
         # only logs a renamed or reshaped key), but mmspike's exact-key hook in the config:
@@ -30,7 +33,8 @@ spikeformer_19m_fpn = dict(
         in_channels=[64, 128, 256, 360],
         in_strides=[4, 8, 16, 16],
         out_channels=256,
-        num_outs=5),
+        num_outs=5,
+        neuron=dict(type='MultiSpike', max_spikes=4, norm=1.0, round_mode='half_even')),
     rpn_head=dict(
         anchor_generator=dict(strides=[4, 8, 16, 16, 32], base_sizes=[4, 8, 16, 32, 64])),
     roi_head=dict(

@@ -8,7 +8,7 @@
 # head declare those real strides. (Upstream fed the stride-2 stem, 4, 8 and 16 maps into a head
 # that declared 4/8/16/32.) The neck/head width is upstream's 128.
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-neuron = dict(type='MultiSpike', max_spikes=4)
+neuron = dict(type='MultiSpike', max_spikes=4, round_mode='half_even')  # torch.round, as upstream
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],

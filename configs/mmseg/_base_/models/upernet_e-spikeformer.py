@@ -17,7 +17,7 @@ model = dict(
         type='mmspike.ESpikeFormer',
         arch='19m',
         T=1,
-        neuron=dict(type='MultiSpike', max_spikes=4),
+        neuron=dict(type='MultiSpike', max_spikes=4, round_mode='half_even'),
         out_indices=(0, 1, 2, 3),
         init_cfg=None),
     neck=dict(type='mmspike.TimeReduce'),
