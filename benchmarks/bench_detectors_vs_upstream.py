@@ -78,7 +78,6 @@ import json
 import os
 import os.path as osp
 import statistics
-import subprocess
 import sys
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional
@@ -87,10 +86,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from bench_train_step import (_peak_rss_mib, _reset_peak_rss, _rss_mib,  # noqa: E402
-                              interleaved)
+from bench_train_step import interleaved  # noqa: E402
 from bench_vs_upstream import (MMSPIKE_CONFIGS, ROOT, _load_tool, fold,  # noqa: E402
-                               inference, reference)
+                               inference, probe_memory, reference, step_memory)
 from bench_vs_upstream import converter as sdtv3_converter  # noqa: E402
 
 yolo_converter = _load_tool('spikeyolo_to_mmspike')
@@ -460,32 +458,17 @@ def memory_probe(args) -> None:
     models = build_models(args, net, name == 'upstream')
     model = models[name]
     del models
-    step = train_step(model, data(args, net))
-    step()  # gradients, optimizer state and the kernel library exist before the measured step
-    base = _rss_mib()
-    valid = _reset_peak_rss()
-    step()
-    peak = _peak_rss_mib()
-    print(json.dumps(dict(name=name, base_mib=round(base, 1), peak_mib=round(peak, 1),
-                          step_mib=round(peak - base, 1), valid=valid)))
+    print(json.dumps(dict(name=name, **step_memory(train_step(model, data(args, net))))))
 
 
 def bench_memory(args, net: str, names: List[str]) -> Dict[str, dict]:
-    out = {}
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
-    for name in names:
-        cmd = [sys.executable, osp.abspath(__file__), '--memory-probe', f'{net}:{name}',
-               '--batch-size', str(args.batch_size), '--img-size', str(img_size(args, net)),
-               '--threads', str(args.threads)]
-        for opt, val in (('--spikeyolo-upstream', args.spikeyolo_upstream),
-                         ('--sdtv3-upstream', args.sdtv3_upstream)):
-            if val:
-                cmd += [opt, val]
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if res.returncode:
-            raise RuntimeError(f'memory probe {net}:{name} failed:\n{res.stderr[-3000:]}')
-        out[name] = json.loads(res.stdout.strip().splitlines()[-1])
-    return out
+    argv = ['--batch-size', str(args.batch_size), '--img-size', str(img_size(args, net)),
+            '--threads', str(args.threads)]
+    for opt, val in (('--spikeyolo-upstream', args.spikeyolo_upstream),
+                     ('--sdtv3-upstream', args.sdtv3_upstream)):
+        if val:
+            argv += [opt, val]
+    return probe_memory(__file__, [f'{net}:{n}' for n in names], argv)
 
 
 # ----------------------------------------------------------------------------- main

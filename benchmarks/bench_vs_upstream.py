@@ -293,6 +293,34 @@ def profile(args, arch: str) -> None:
 
 
 # ----------------------------------------------------------------------------- memory
+def step_memory(step: Callable[[], None]) -> dict:
+    """Resident-set rise of one call of ``step`` after a first untimed call (so gradients,
+    optimizer state and the kernel library already exist: the rise is activations and
+    temporaries)."""
+    step()
+    base = _rss_mib()
+    valid = _reset_peak_rss()
+    step()
+    peak = _peak_rss_mib()
+    return dict(base_mib=round(base, 1), peak_mib=round(peak, 1),
+                step_mib=round(peak - base, 1), valid=valid)
+
+
+def probe_memory(script: str, keys: List[str], argv: List[str]) -> Dict[str, dict]:
+    """Run ``script --memory-probe KEY *argv`` for every key, each in its own process (with
+    ``MALLOC_MMAP_THRESHOLD_=65536`` so freed tensors leave the resident set at once); the JSON
+    line each prints, by the key's configuration name (after the ``:``)."""
+    out = {}
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
+    for key in keys:
+        cmd = [sys.executable, osp.abspath(script), '--memory-probe', key, *argv]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if res.returncode:
+            raise RuntimeError(f'memory probe {key} failed:\n{res.stderr[-3000:]}')
+        out[key.split(':')[1]] = json.loads(res.stdout.strip().splitlines()[-1])
+    return out
+
+
 def memory_probe(args) -> None:
     """Child process: peak memory of one training step of one configuration (JSON on stdout)."""
     arch, name = args.memory_probe.split(':')
@@ -300,30 +328,15 @@ def memory_probe(args) -> None:
     model = models[name]
     del models
     x, y = data(args)
-    step = train_step(model, x, y)
-    step()  # gradients, optimizer state and the kernel library exist before the measured step
-    base = _rss_mib()
-    valid = _reset_peak_rss()
-    step()
-    peak = _peak_rss_mib()
-    print(json.dumps(dict(name=name, base_mib=round(base, 1), peak_mib=round(peak, 1),
-                          step_mib=round(peak - base, 1), valid=valid)))
+    print(json.dumps(dict(name=name, **step_memory(train_step(model, x, y)))))
 
 
 def bench_memory(args, arch: str, names: List[str]) -> Dict[str, dict]:
-    out = {}
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
-    for name in names:
-        cmd = [sys.executable, osp.abspath(__file__), '--memory-probe', f'{arch}:{name}',
-               '--batch-size', str(args.batch_size), '--img-size', str(args.img_size),
-               '--threads', str(args.threads)]
-        if args.upstream:
-            cmd += ['--upstream', args.upstream]
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if res.returncode:
-            raise RuntimeError(f'memory probe {name} failed:\n{res.stderr[-3000:]}')
-        out[name] = json.loads(res.stdout.strip().splitlines()[-1])
-    return out
+    argv = ['--batch-size', str(args.batch_size), '--img-size', str(args.img_size),
+            '--threads', str(args.threads)]
+    if args.upstream:
+        argv += ['--upstream', args.upstream]
+    return probe_memory(__file__, [f'{arch}:{n}' for n in names], argv)
 
 
 # ----------------------------------------------------------------------------- main
