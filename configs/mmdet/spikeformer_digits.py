@@ -4,13 +4,15 @@
 #
 #   python tools/train.py configs/mmdet/spikeformer_digits.py
 #   python tools/test.py configs/mmdet/spikeformer_digits.py \
-#       work_dirs/spikeformer_digits/epoch_6.pth
+#       work_dirs/spikeformer_digits/epoch_12.pth
 #
 # Sized for two CPU cores (what differs from spikeformer_coco.py, whose 19M model and 256-wide
 # heads are the COCO design): the 2M backbone (channels 24/48/96/128, strides 4/8/16/16), 64x64
 # inputs, a 64-channel FPN / RPN / RoI heads with a 256-wide box head, 10 classes, fewer proposals
 # and sampled RoIs (64 per image), anchors of 16..256 px (scale 4 instead of 8: the digits are
-# 16-32 px), and AdamW at lr 1e-3 for 6 epochs of 83 iterations (batch 8), cosine decay.
+# 16-32 px), and AdamW at lr 1e-3 for 12 epochs of 83 iterations (batch 8), cosine decay.
+# Held-out bbox mAP@0.5 by schedule (2 idle cores, default threads): 6 epochs 0.48-0.58,
+# 8 epochs 0.672 (11.5 min), 12 epochs 0.886 (19 min).
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     './_base_/models/spikeformer-19m_fpn.py',
@@ -38,5 +40,12 @@ model.update(
                    rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100), rcnn=dict(max_per_img=20)))
 
-default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=6))
+max_epochs = 12
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5, by_epoch=True, begin=0,
+         end=max_epochs),
+]
+default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=max_epochs))
 randomness = dict(seed=0)
