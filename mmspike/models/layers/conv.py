@@ -1,5 +1,5 @@
 """Spiking convolution blocks: ``neuron -> conv -> BN`` on ``[T, B, C, H, W]``."""
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from torch import Tensor, nn
 
@@ -49,3 +49,30 @@ class SpikeConvBN(nn.Module):
             return unfold_time(self.bn(fused[0]), T)
         x, T = fold_time(self.neuron(x))
         return unfold_time(self.bn(self.conv(x)), T)
+
+
+def spike_conv_bn_chain(x: Tensor, layers: Sequence[SpikeConvBN]) -> Tensor:
+    """``layers[-1](...layers[0](x))``, each BN but the last handed on to the next layer's
+    fused firing pass (:func:`~mmspike.models.layers.spike_convs` with ``bn``).
+
+    In inference the BatchNorm then runs inside the next neuron's firing pass: one pass over
+    the activations less per link, the same bits. Wherever a layer cannot fuse (plain path,
+    training-mode BN, hooks), it runs as a module, with the pending BN applied first.
+    """
+    if x.dim() != 5:
+        raise ValueError(f'SpikeConvBN expects [T, B, C, H, W], got shape {tuple(x.shape)}')
+    T = x.shape[0]
+    pending: Optional[nn.Module] = None  # the previous layer's BN, not yet applied to x
+    for layer in layers:
+        # observed=(layer, ): a hook on the layer must see it run as a module
+        fused = spike_convs(x, layer.neuron, (layer.conv, ), observed=(layer, ), bn=pending)
+        if fused is None:
+            if pending is not None:
+                x = unfold_time(pending(fold_time(x)[0]), T)
+            x, pending = layer(x), None
+        else:
+            x = unfold_time(fused[0], T)
+            pending = None if isinstance(layer.bn, nn.Identity) else layer.bn
+    if pending is not None:
+        x = unfold_time(pending(fold_time(x)[0]), T)
+    return x

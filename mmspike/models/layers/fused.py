@@ -10,8 +10,9 @@ their backward run the same ATen kernels on the same values, and the gradients o
 one input are summed in autograd's order. Under autocast (bf16 / fp16, the ``--amp`` training
 path) the convs run in the autocast dtype forward and backward, as the plain composition runs
 them, while the spikes stay exact integer counts in the same one-byte code; the kernels run on
-the neuron's ``kernel_backend``. (BN folding for inference is
-:func:`~mmspike.models.layers.rep_conv.fuse_conv_bn`.)
+the neuron's ``kernel_backend``. An inference-mode BatchNorm before the neuron can run inside
+the firing pass, bit-identically (``bn`` of :func:`spike_convs`). (BN folding into the conv
+weights, exact only up to rounding, is :func:`~mmspike.models.layers.rep_conv.fuse_conv_bn`.)
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -100,35 +101,66 @@ class _SpikeConvs(torch.autograd.Function):
         return (grad_x, None, None, None, None, *param_grads)
 
 
+def _inference_bn(bn: nn.Module, x: Tensor, params: Sequence[Optional[Tensor]]
+                  ) -> Optional[kernels.BNParams]:
+    """The parameters of ``bn`` when it normalises ``x`` with running statistics and no
+    gradient is wanted, so its inference formula can run inside the firing pass; else None."""
+    if (type(bn) not in (nn.BatchNorm2d, nn.SyncBatchNorm) or bn.training
+            or bn.running_mean is None or x.dim() != 4):
+        return None
+    tensors = [x, *params, bn.weight, bn.bias]
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return None  # a backward follows: BN keeps its own autograd node
+    return kernels.BNParams(bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
+
+
 def spike_convs(x: Tensor, neuron: nn.Module,
                 convs: Sequence[nn.Module],
-                observed: Sequence[nn.Module] = ()) -> Optional[Tuple[Tensor, ...]]:
-    """``conv_i(neuron(x))`` for every conv, fused, on the fast path.
+                observed: Sequence[nn.Module] = (),
+                bn: Optional[nn.Module] = None) -> Optional[Tuple[Tensor, ...]]:
+    """``conv_i(neuron(x))`` (or ``conv_i(neuron(bn(x)))``) for every conv, fused, on the fast
+    path.
 
     Args:
-        x (Tensor): ``[T, B, C, H, W]`` input of the neuron.
+        x (Tensor): ``[T, B, C, H, W]`` input of the neuron, or of ``bn`` when it is given.
         neuron (nn.Module): The neuron (fused when it is an :class:`IntegerNeuron` whose
             :meth:`~IntegerNeuron.fused_spec` accepts ``x``).
         convs (Sequence[nn.Module]): ``nn.Conv2d`` modules fed by the spikes.
         observed (Sequence[nn.Module]): Further modules the fusion bypasses; if any has hooks,
             nothing is fused.
+        bn (nn.Module, optional): A norm layer between ``x`` and the neuron. An inference-mode
+            ``BatchNorm2d`` with no gradient wanted runs inside the firing pass
+            (:func:`~mmspike.models.neurons.kernels.fire_bn_forward`: the same bits, one pass
+            less); otherwise it runs as itself first. Defaults to None.
 
     Returns:
         tuple[Tensor] | None: the folded conv outputs ``[T * B, C_i, H_i, W_i]``, or None when
         the layers must run unfused (plain path, another neuron, temporal state, spike-driven
-        mode, a non-standard conv, or hooks watching them); the caller then runs the modules.
+        mode, a non-standard conv, or hooks watching them); the caller then runs the modules
+        (``bn`` included: nothing of them ran).
     """
     if not isinstance(neuron, IntegerNeuron) or x.dim() != 5:
         return None
     spec = neuron.fused_spec(x)
     if spec is None or spec[0] > kernels.MAX_CODED_SPIKES:
         return None
-    if not all(_fusable_conv(c) for c in convs) or _observed([neuron, *convs, *observed]):
+    around = [neuron, *convs, *observed, *([] if bn is None else [bn])]
+    if not all(_fusable_conv(c) for c in convs) or _observed(around):
         return None
     params, geometry = [], []
     for c in convs:
         params += [c.weight, c.bias]
         geometry.append((tuple(c.stride), tuple(c.padding), tuple(c.dilation), c.groups))
     xf, _ = fold_time(x)
+    if bn is not None:
+        bn_params = _inference_bn(bn, xf, params)
+        D, norm, rounding, _ = spec
+        s = None if bn_params is None else kernels.fire_bn_forward(
+            xf, bn_params, D, norm, rounding, backend=neuron.kernel_backend,
+            on_nonfinite=neuron.nonfinite_handler())
+        if s is not None:
+            return tuple(F.conv2d(s, w, b, *geo)
+                         for w, b, geo in zip(params[0::2], params[1::2], geometry))
+        xf = bn(xf)
     return _SpikeConvs.apply(xf, spec, tuple(geometry), neuron.kernel_backend,
                              neuron.nonfinite_handler(), *params)

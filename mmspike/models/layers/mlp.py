@@ -4,7 +4,7 @@ from typing import Optional
 from torch import Tensor, nn
 
 from mmspike.registry import MODELS
-from .conv import SpikeConvBN
+from .conv import SpikeConvBN, spike_conv_bn_chain
 
 
 @MODELS.register_module()
@@ -34,4 +34,4 @@ class SpikeMLP(nn.Module):
         self.fc2 = SpikeConvBN(hidden_channels, out_channels, kernel_size, neuron=neuron, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.fc1(x))
+        return spike_conv_bn_chain(x, (self.fc1, self.fc2))

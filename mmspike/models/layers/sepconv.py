@@ -4,7 +4,7 @@ from typing import Optional
 from torch import Tensor, nn
 
 from mmspike.registry import MODELS
-from .conv import SpikeConvBN
+from .conv import SpikeConvBN, spike_conv_bn_chain
 
 
 @MODELS.register_module()
@@ -48,4 +48,4 @@ class SpikeSepConv(nn.Module):
                                    bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pwconv2(self.dwconv(self.pwconv1(x)))
+        return spike_conv_bn_chain(x, (self.pwconv1, self.dwconv, self.pwconv2))

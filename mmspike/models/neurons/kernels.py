@@ -55,7 +55,7 @@ import sys
 import tempfile
 import threading
 import warnings
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -71,6 +71,7 @@ COUNT_BITS = 0x7F
 _C_SOURCE = r'''
 #include <stdint.h>
 #include <math.h>
+#include <stdlib.h>
 
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #define CHUNK 16384
@@ -183,6 +184,83 @@ void fire_dec_##SUF(const uint8_t *code, T *s, int64_t n, double norm, int nthre
 
 DEFINE(float, f32, floorf, nearbyintf)
 DEFINE(double, f64, floor, nearbyint)
+
+/* Inference BatchNorm fused into the firing pass: u = fma(x, alpha, beta) per channel, alpha =
+   (1 / sqrt(var + eps)) * weight and beta = fma(-mean, alpha, bias), which is how ATen's CPU
+   batch norm rounds (its vector kernels are built with FMA contraction; the backend probe checks
+   that this build of ATen agrees, else BN runs as its own op). One variant per ISA level: FMA
+   needs its own target flag (not implied by avx512f), and the default variant calls libm's
+   correctly rounded fma. Rows: a pixel's C channels (channels-last, cl = 1) or a channel plane
+   of HW pixels (NCHW, cl = 0). */
+#define DEFINE_BN(T, SUF, FMA, SQRT)                                                             \
+INL int bnfire_rows_##SUF(const T *restrict u, T *restrict out, int64_t r0, int64_t r1,         \
+                          int64_t len, int64_t C, const T *restrict a, const T *restrict b,     \
+                          T D, T norm, const int rmode, const int cl) {                         \
+  int bad = 0;                                                                                  \
+  for (int64_t r = r0; r < r1; ++r) {                                                           \
+    const T *restrict ur = u + r * len;                                                         \
+    T *restrict outr = out + r * len;                                                           \
+    const T as = cl ? (T)0 : a[r % C], bs = cl ? (T)0 : b[r % C];                                \
+    for (int64_t j = 0; j < len; ++j) {                                                         \
+      T x = FMA(ur[j], cl ? a[j] : as, cl ? b[j] : bs);                                         \
+      bad += !(x - x == (T)0);                                                                  \
+      T c = x > D ? D : x;                                                                      \
+      c = x < (T)0 ? (T)0 : c;                                                                  \
+      outr[j] = rmode == 3 ? x : round_##SUF(c, rmode) / norm; /* 3: BN only (the probe) */    \
+    }                                                                                           \
+  }                                                                                             \
+  return bad;                                                                                   \
+}                                                                                               \
+BN_VARIANTS(T, SUF)                                                                             \
+int64_t fire_bn_fwd_##SUF(const T *u, T *out, int64_t nrows, int64_t len, int64_t C, int cl,    \
+                          const T *w, const T *bias, const T *mean, const T *var, double eps,   \
+                          double D, double norm, int rmode, int nthreads) {                     \
+  T *ab = (T *)malloc(2 * C * sizeof(T));                                                       \
+  if (!ab) return -1;                                                                           \
+  for (int64_t c = 0; c < C; ++c) {                                                             \
+    T inv = (T)1 / SQRT(var[c] + (T)eps);                                                       \
+    ab[c] = inv * (w ? w[c] : (T)1);                                                            \
+    ab[C + c] = FMA(-mean[c], ab[c], bias ? bias[c] : (T)0);                                    \
+  }                                                                                             \
+  int (*rows)(const T *, T *, int64_t, int64_t, int64_t, int64_t, const T *, const T *, T, T,  \
+              int, int) = bnfire_v0_##SUF;                                                      \
+  __builtin_cpu_init();                                                                         \
+  if (__builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2"))                          \
+    rows = __builtin_cpu_supports("avx512f") ? bnfire_v4_##SUF : bnfire_v3_##SUF;               \
+  int64_t step = len >= CHUNK ? 1 : CHUNK / len;                                                \
+  int64_t nchunks = (nrows + step - 1) / step, bad = 0;                                         \
+  PAR_SUM(bad) for (int64_t k = 0; k < nchunks; ++k) {                                          \
+    int64_t r0 = k * step, r1 = r0 + step < nrows ? r0 + step : nrows;                          \
+    bad += rows(u, out, r0, r1, len, C, ab, ab + C, (T)D, (T)norm, rmode, cl);                  \
+  }                                                                                             \
+  free(ab);                                                                                     \
+  return bad;                                                                                   \
+}
+
+/* The row loop with the rounding mode and layout as compile-time constants, per ISA level. */
+#define BN_VARIANT(T, SUF, TAG, ATTR)                                                           \
+ATTR static int bnfire_##TAG##_##SUF(const T *u, T *out, int64_t r0, int64_t r1, int64_t len,   \
+                                     int64_t C, const T *a, const T *b, T D, T norm, int rmode, \
+                                     int cl) {                                                  \
+  switch (rmode * 2 + cl) {                                                                     \
+    case 0: return bnfire_rows_##SUF(u, out, r0, r1, len, C, a, b, D, norm, 0, 0);              \
+    case 1: return bnfire_rows_##SUF(u, out, r0, r1, len, C, a, b, D, norm, 0, 1);              \
+    case 2: return bnfire_rows_##SUF(u, out, r0, r1, len, C, a, b, D, norm, 1, 0);              \
+    case 3: return bnfire_rows_##SUF(u, out, r0, r1, len, C, a, b, D, norm, 1, 1);              \
+    case 4: return bnfire_rows_##SUF(u, out, r0, r1, len, C, a, b, D, norm, 2, 0);              \
+    case 5: return bnfire_rows_##SUF(u, out, r0, r1, len, C, a, b, D, norm, 2, 1);              \
+    case 6: return bnfire_rows_##SUF(u, out, r0, r1, len, C, a, b, D, norm, 3, 0);              \
+    case 7: return bnfire_rows_##SUF(u, out, r0, r1, len, C, a, b, D, norm, 3, 1);              \
+  }                                                                                             \
+  return 0;                                                                                     \
+}
+#define BN_VARIANTS(T, SUF)                                                                     \
+  BN_VARIANT(T, SUF, v4, __attribute__((target("avx512f,fma"))))                               \
+  BN_VARIANT(T, SUF, v3, __attribute__((target("avx2,fma"))))                                  \
+  BN_VARIANT(T, SUF, v0, )
+
+DEFINE_BN(float, f32, fmaf, sqrtf)
+DEFINE_BN(double, f64, fma, sqrt)
 '''
 # -ffp-contract=off: no FMA contraction, so every operation rounds exactly as in the torch ops.
 _C_FLAGS = ['-O3', '-shared', '-fPIC', '-fopenmp', '-fno-math-errno', '-fno-trapping-math',
@@ -237,6 +315,16 @@ class KernelBackend:
     def decode(self, code: Tensor, s: Tensor, norm: float) -> None:
         raise NotImplementedError
 
+    #: Whether :meth:`bn_forward` exists (inference BatchNorm fused into the firing pass).
+    fuses_batch_norm = False
+
+    def bn_forward(self, x: Tensor, out: Tensor, bn: 'BNParams', channels_last: bool,
+                   max_spikes: int, norm: float, rounding: int) -> int:
+        """Fire ``batch_norm(x)`` (inference: running statistics) into ``out`` (4-D, NCHW
+        contiguous or channels-last), or write ``batch_norm(x)`` itself when ``rounding`` is
+        :data:`BN_ONLY`; the number of non-finite BN outputs."""
+        raise NotImplementedError
+
 
 class CKernelBackend(KernelBackend):
     """The C kernel (CPU, float32/float64), built with ``cc`` from ``source``.
@@ -285,6 +373,9 @@ class CKernelBackend(KernelBackend):
             getattr(lib, f'fire_fwd_{suf}').restype = i64
             getattr(lib, f'fire_bwd_{suf}').argtypes = [vp, vp, vp, i64, f64, i32, i32]
             getattr(lib, f'fire_dec_{suf}').argtypes = [vp, vp, i64, f64, i32]
+            getattr(lib, f'fire_bn_fwd_{suf}').argtypes = [vp, vp, i64, i64, i64, i32, vp, vp,
+                                                           vp, vp, f64, f64, f64, i32, i32]
+            getattr(lib, f'fire_bn_fwd_{suf}').restype = i64
         self.lib = lib
 
     def forward(self, u, out, code, max_spikes, norm, rounding, open_window, full):
@@ -301,6 +392,20 @@ class CKernelBackend(KernelBackend):
     def decode(self, code, s, norm):
         getattr(self.lib, f'fire_dec_{_C_SUFFIX[s.dtype]}')(
             code.data_ptr(), s.data_ptr(), code.numel(), float(norm), torch.get_num_threads())
+
+    fuses_batch_norm = True
+
+    def bn_forward(self, x, out, bn, channels_last, max_spikes, norm, rounding):
+        N, C, H, W = x.shape
+        rows, length = (N * H * W, C) if channels_last else (N * C, H * W)
+        ptr = lambda t: None if t is None else t.data_ptr()  # noqa: E731
+        bad = int(getattr(self.lib, f'fire_bn_fwd_{_C_SUFFIX[x.dtype]}')(
+            x.data_ptr(), out.data_ptr(), rows, length, C, int(channels_last), ptr(bn.weight),
+            ptr(bn.bias), bn.mean.data_ptr(), bn.var.data_ptr(), float(bn.eps),
+            float(max_spikes), float(norm), rounding, torch.get_num_threads()))
+        if bad < 0:
+            raise MemoryError(f'fire_bn_fwd: no memory for {C} channel coefficients')
+        return bad
 
 
 _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -429,6 +534,8 @@ class _BackendTable:
         self.passed: set = set()
         self.resolved: Dict[tuple, str] = {}
         self.load_errors: Dict[str, str] = {}
+        #: (backend, device, dtype, rounding) -> None (its fused BN matches ATen's) or the cause
+        self.bn_probed: Dict[tuple, Optional[str]] = {}
 
     def add(self, backend: KernelBackend, first: bool = False) -> None:
         if not backend.name or backend.name in ('auto', 'torch'):
@@ -562,6 +669,48 @@ def _probe(b: KernelBackend, device: torch.device, dtype: torch.dtype, op: tuple
     return None
 
 
+def _probe_bn(b: KernelBackend, device: torch.device, dtype: torch.dtype,
+              rounding: int) -> Optional[str]:
+    """Fused inference BN + firing of ``b`` against ``F.batch_norm`` then the torch ops, on
+    both layouts, with and without affine parameters; the cause of a mismatch, or None. (It
+    fails where ATen's batch norm does not round as ``fma(x, alpha, beta)``, e.g. a build or
+    ``ATEN_CPU_CAPABILITY`` without FMA.)"""
+    g = torch.Generator().manual_seed(0)
+    C = 37  # not a multiple of any vector width: the tails run too
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(dtype)
+
+    x = rnd(3, C, 5, 7, scale=3.0)
+    flat = x.view(-1)
+    flat[:len(_PROBE_SPECIAL)] = torch.tensor(_PROBE_SPECIAL, dtype=dtype)
+    var = (torch.rand(C, generator=g, dtype=torch.float64) * 4).to(dtype)
+    var[0] = 0.0
+    with torch.no_grad():
+        for affine in (True, False):
+            bn = BNParams(rnd(C) if affine else None, rnd(C) if affine else None, rnd(C), var,
+                          1e-5)
+            ref = torch.nn.functional.batch_norm(x, bn.mean, bn.var, bn.weight, bn.bias,
+                                                 False, 0.0, bn.eps)
+            bn_dev = BNParams(*(None if t is None else t.to(device) for t in bn[:4]), bn.eps)
+            for cl in (False, True):
+                xi = x.contiguous(memory_format=torch.channels_last) if cl else x
+                xi = xi.to(device)
+                # BN_ONLY first: a last-bit difference of the BN value rarely changes a spike
+                for norm, rmode in [(1.0, BN_ONLY)] + [(n, rounding)
+                                                       for n in b.probe_norms(device)]:
+                    out = torch.empty_like(xi)
+                    bad = b.bn_forward(xi, out, bn_dev, cl, _PROBE_D, norm, rmode)
+                    expected = ref.to(device) if rmode == BN_ONLY else _torch_forward(
+                        ref.to(device), _PROBE_D, norm, rounding, False, None)[0]
+                    what = 'batch norm' if rmode == BN_ONLY else f'batch norm + firing (norm {norm})'
+                    if bad != count_nonfinite(ref) or not _exact(out, expected):
+                        return (f'{what} (affine {affine}, channels-last {cl}) differs from '
+                                f'F.batch_norm' + ('' if rmode == BN_ONLY else
+                                                   ' then the torch ops'))
+    return None
+
+
 def _default_backends() -> List[KernelBackend]:
     return [CKernelBackend(), TritonKernelBackend()]
 
@@ -668,6 +817,45 @@ def fire_backend(t: Tensor, dtype: Optional[torch.dtype] = None, backend: str = 
 CODE_KINDS = (None, 'full', 'window')
 
 
+#: ``rounding`` value of :meth:`KernelBackend.bn_forward` that writes the BN output unfired
+#: (the probe compares it bit for bit with ``F.batch_norm``).
+BN_ONLY = 3
+
+
+class BNParams(NamedTuple):
+    """What an inference-mode ``BatchNorm2d`` applies: optional affine ``weight`` / ``bias``,
+    the running ``mean`` / ``var`` and ``eps``."""
+    weight: Optional[Tensor]
+    bias: Optional[Tensor]
+    mean: Tensor
+    var: Tensor
+    eps: float
+
+
+def _bn_backend(x: Tensor, backend: str, rounding: int) -> Optional[KernelBackend]:
+    """The backend that fires ``x`` (inference, ``rounding``) if it fuses BN and its fused BN
+    passed its probe here; else None (one warning per backend, device, dtype and rounding)."""
+    name = fire_backend(x, backend=backend, op=('fwd', rounding, False, None))
+    table = _table()
+    b = table.backends.get(name)
+    if b is None or not b.fuses_batch_norm:
+        return None
+    key = (name, x.device, x.dtype, rounding)
+    if key not in table.bn_probed:
+        with table.lock:
+            if key not in table.bn_probed:
+                try:
+                    cause = _probe_bn(b, x.device, x.dtype, rounding)
+                except Exception as e:
+                    cause = f'kernel error: {type(e).__name__}: {str(e)[-1000:]}'
+                table.bn_probed[key] = cause
+                if cause is not None:
+                    warnings.warn(f'mmspike: the {name!r} backend cannot fuse inference batch '
+                                  f'norm into the firing pass on {x.device} {x.dtype} ({cause});'
+                                  f' batch norm runs as its own op there', stacklevel=4)
+    return b if table.bn_probed[key] is None else None
+
+
 # ------------------------------------------------------------------------------------- kernels
 def count_nonfinite(x: Tensor) -> int:
     """The number of NaN / +-Inf elements of ``x`` (0 for non-float tensors), in one reduction
@@ -739,6 +927,49 @@ def fire_forward(u: Tensor, max_spikes: int, norm: float, rounding: int = 1,
         if bad:
             on_nonfinite(u, bad)
     return out, buf
+
+
+def fire_bn_forward(x: Tensor, bn: BNParams, max_spikes: int, norm: float, rounding: int = 1,
+                    backend: str = 'auto',
+                    on_nonfinite: Optional[Callable[[Tensor, int], None]] = None
+                    ) -> Optional[Tensor]:
+    """``round(clamp(batch_norm(x), 0, D)) / norm`` with an inference-mode batch norm (running
+    statistics), in one pass, bit-identical to ``F.batch_norm(x, ..., training=False)`` then
+    :func:`fire_forward`; no code bytes (nothing for a backward).
+
+    Args:
+        x (Tensor): ``[N, C, H, W]`` BN input, NCHW-contiguous or channels-last.
+        bn (BNParams): The batch norm's parameters (``x``'s dtype and device).
+        max_spikes, norm, rounding, backend, on_nonfinite: As :func:`fire_forward`;
+            ``on_nonfinite`` sees the BN output's non-finite count (the neuron's input).
+
+    Returns:
+        Tensor | None: the spikes (``x``'s layout), or None where no backend fuses this (another
+        layout, dtype or device, the torch ops, a failed probe): the caller runs the batch norm
+        and :func:`fire_forward` instead.
+    """
+    if x.dim() != 4 or not x.is_floating_point() or _tracing():
+        return None
+    if any(t is not None and (t.dtype != x.dtype or t.device != x.device or t.dim() != 1
+                              or t.numel() != x.shape[1] or not t.is_contiguous())
+           for t in bn[:4]):
+        return None
+    if x.is_contiguous():
+        channels_last = False
+    elif x.is_contiguous(memory_format=torch.channels_last):
+        channels_last = True
+    else:
+        return None
+    rounding = int(rounding)
+    b = _bn_backend(x, backend, rounding)
+    if b is None:
+        return None
+    out = torch.empty_like(x)
+    if x.numel():
+        bad = b.bn_forward(x, out, bn, channels_last, max_spikes, norm, rounding)
+        if bad and on_nonfinite is not None:
+            on_nonfinite(x, bad)
+    return out
 
 
 def fire_backward(grad: Tensor, code: Tensor, norm: float, inplace: bool = False,

@@ -194,3 +194,81 @@ def test_triton_on_cuda_passes_its_probe_and_equals_torch_ops(dtype):
             g = torch.randn_like(x)
             assert torch.equal(kernels.fire_backward(g, c, 3.0),
                                kernels.fire_backward(g, c, 3.0, backend='torch'))
+
+
+def _bn(C, dtype, affine=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda: torch.randn(C, generator=g, dtype=torch.float64).to(dtype)  # noqa: E731
+    return kernels.BNParams(r() if affine else None, r() if affine else None, r(),
+                            (torch.rand(C, generator=g, dtype=torch.float64) * 3).to(dtype),
+                            1e-5)
+
+
+def _bn_then_fire(x, bn, rounding, norm=1.0):
+    y = torch.nn.functional.batch_norm(x, bn.mean, bn.var, bn.weight, bn.bias, False, 0.0,
+                                       bn.eps)
+    return kernels.fire_forward(y, 4, norm, rounding, code=None, backend='torch')[0]
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_fused_inference_bn_equals_aten_batch_norm_then_firing(dtype, channels_last):
+    """The C kernel's BN (fma(x, alpha, fma(-mean, alpha, bias))) rounds as ATen's does."""
+    if not _c_available():
+        pytest.skip('no C compiler: nothing fuses BN')
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(4, 45, 9, 11, generator=g, dtype=torch.float64) * 4).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    for affine in (True, False):
+        bn = _bn(45, dtype, affine)
+        raw = torch.empty_like(x)  # the BN value itself, bit for bit
+        kernels._table().backends['c'].bn_forward(x, raw, bn, channels_last, 4, 1.0,
+                                                  kernels.BN_ONLY)
+        assert torch.equal(raw, torch.nn.functional.batch_norm(
+            x, bn.mean, bn.var, bn.weight, bn.bias, False, 0.0, bn.eps))
+        for rounding in (0, 1, 2):
+            for norm in (1.0, 4.0):
+                out = kernels.fire_bn_forward(x, bn, 4, norm, rounding)
+                expected = _bn_then_fire(x, bn, rounding, norm)
+                assert out is not None and torch.equal(out, expected)
+                assert out.stride() == x.stride()  # layout kept
+    # non-finite BN outputs reach the neuron's check with their exact number
+    x[0, 0, 0, :3] = torch.tensor([float('nan'), float('inf'), -float('inf')], dtype=dtype)
+    seen = []
+    kernels.fire_bn_forward(x, _bn(45, dtype), 4, 1.0, on_nonfinite=lambda u, n: seen.append(n))
+    assert seen == [3]
+    # what it does not fuse, it says so (None): the caller runs BN and the firing itself
+    assert kernels.fire_bn_forward(x[:, :, :, ::2], _bn(45, dtype), 4, 1.0) is None
+    assert kernels.fire_bn_forward(x, _bn(45, dtype), 4, 1.0, backend='torch') is None
+    assert kernels.fire_bn_forward(x, _bn(44, dtype), 4, 1.0) is None  # wrong channel count
+
+
+def test_fused_bn_that_rounds_otherwise_is_caught_by_its_probe(table):
+    """A BN + firing kernel that rounds x * alpha + beta twice (as an ATen without FMA would):
+    the probe catches it, one warning, BN runs as its own op; the backend's firing still runs."""
+    if not _c_available():
+        pytest.skip('no C compiler: the C backends cannot be compared')
+    fused = 'T x = FMA(ur[j], cl ? a[j] : as, cl ? b[j] : bs);'
+    assert fused in kernels._C_SOURCE
+    source = kernels._C_SOURCE.replace(fused,
+                                       'T x = ur[j] * (cl ? a[j] : as) + (cl ? b[j] : bs);')
+    kernels.register_backend(kernels.CKernelBackend('c-nofma', source), first=True)
+    x = torch.randn(8, 64, 16, 16) * 4
+    bn = _bn(64, torch.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        assert kernels.fire_bn_forward(x, bn, 4, 1.0, backend='c-nofma') is None
+        assert kernels.fire_bn_forward(x, bn, 4, 1.0, backend='c-nofma') is None
+        assert kernels.fire_bn_forward(x, bn, 4, 1.0, backend='c') is not None
+    msgs = [str(w.message) for w in caught if 'mmspike' in str(w.message)]
+    assert len(msgs) == 1 and "the 'c-nofma' backend cannot fuse inference batch norm" in \
+        msgs[0] and 'batch norm (affine True, channels-last False) differs from F.batch_norm' in msgs[0], msgs
+    # its firing kernel passed its own probe and still serves
+    assert kernels.fire_backend(x, backend='c-nofma', op=('fwd', 1, False, None)) == 'c-nofma'
+    wrong = kernels._table().backends['c-nofma']
+    out = torch.empty_like(x)
+    wrong.bn_forward(x, out, bn, False, 4, 1.0, kernels.BN_ONLY)
+    ref = torch.nn.functional.batch_norm(x, bn.mean, bn.var, bn.weight, bn.bias, False, 0.0,
+                                         bn.eps)
+    assert not torch.equal(out, ref)  # the double rounding is real (rarely a different spike)

@@ -1,0 +1,101 @@
+"""Inference BatchNorm fused into the next neuron's firing pass (spike_conv_bn_chain): the fast
+path computes the plain path's bits, and the fusion runs only where it may (inference, no
+gradient wanted, nobody watching the layers)."""
+import copy
+
+import pytest
+import torch
+
+from mmspike.models import execution_mode
+from mmspike.models.backbones import ESpikeFormer
+from mmspike.models.neurons import kernels
+
+
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """How often the fused BN + firing kernel ran (None results not counted)."""
+    calls = []
+    original = kernels.fire_bn_forward
+
+    def counting(*args, **kwargs):
+        out = original(*args, **kwargs)
+        if out is not None:
+            calls.append(out.shape)
+        return out
+
+    monkeypatch.setattr(kernels, 'fire_bn_forward', counting)
+    return calls
+
+
+def _calibrated_2m(dtype=torch.float32, channels_last=False):
+    torch.manual_seed(0)
+    model = ESpikeFormer('2m', out_indices=(0, 1, 2, 3)).to(dtype).train()
+    with torch.no_grad():  # running statistics that are not the identity
+        for _ in range(2):
+            model(torch.randn(4, 3, 64, 64, dtype=dtype))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model.eval()
+
+
+def _c_available():
+    return kernels.fire_backend(torch.empty(0)) == 'c'
+
+
+@pytest.mark.parametrize('dtype,channels_last', [(torch.float32, False),
+                                                 (torch.float32, True),
+                                                 (torch.float64, False)])
+def test_inference_fast_path_fuses_bn_and_equals_plain(dtype, channels_last, fused_calls):
+    model = _calibrated_2m(dtype, channels_last)
+    x = torch.randn(2, 3, 64, 64, dtype=dtype) * 2
+    outs = {}
+    for mode in ('plain', 'fast'):
+        del fused_calls[:]
+        with torch.no_grad(), execution_mode(model, mode):
+            outs[mode] = model(x)
+        if mode == 'plain':
+            assert not fused_calls
+    for p, f in zip(outs['plain'], outs['fast']):
+        assert torch.equal(p, f) and p.stride() == f.stride()
+    if _c_available():
+        # 2m: 2 CNN stages x 2 blocks + 6 Transformer blocks, SepConv (2 links) + MLP (1 link)
+        assert len(fused_calls) >= 20, len(fused_calls)
+
+
+def test_no_fusion_when_a_backward_follows_or_in_training(fused_calls):
+    model = _calibrated_2m()
+    x = torch.randn(2, 3, 64, 64)
+    ref = copy.deepcopy(model)
+    with execution_mode(model, 'fast'):
+        out = model(x)[-1]  # eval, gradients wanted: BN keeps its autograd node
+    assert not fused_calls
+    out.sum().backward()
+    with execution_mode(ref, 'plain'):
+        ref_out = ref(x)[-1]
+    ref_out.sum().backward()
+    assert torch.equal(out, ref_out)
+    assert all(torch.equal(p.grad, q.grad) for p, q in zip(model.parameters(),
+                                                           ref.parameters()))
+    model.train()
+    with torch.no_grad(), execution_mode(model, 'fast'):
+        model(x)  # training-mode BN: batch statistics, not fused
+    assert not fused_calls
+
+
+def test_hooks_on_chained_layers_see_them_run(fused_calls):
+    model = _calibrated_2m()
+    x = torch.randn(1, 3, 64, 64)
+    sepconv = next(m for n, m in model.named_modules() if n.endswith('sepconv'))
+    seen = []
+    handle = sepconv.pwconv1.register_forward_hook(lambda m, i, o: seen.append(o.clone()))
+    try:
+        with torch.no_grad(), execution_mode(model, 'plain'):
+            ref = model(x)
+        with torch.no_grad(), execution_mode(model, 'fast'):
+            out = model(x)
+    finally:
+        handle.remove()
+    assert len(seen) == 2 and torch.equal(seen[0], seen[1])  # the BN'd output, both paths
+    assert all(torch.equal(a, b) for a, b in zip(ref, out))
+    if _c_available():
+        assert fused_calls  # the other blocks still fuse
