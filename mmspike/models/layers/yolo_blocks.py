@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from mmspike.registry import MODELS
 from ..neurons import build_neuron
 from .rep_conv import BNAndPad, RepConv
-from .conv import SpikeConvBN
+from .conv import SpikeConvBN, spike_conv_bn_chain
 from .time import TimeDistributed, fold_time, unfold_time
 
 
@@ -62,7 +62,7 @@ class YOLOSepConv(nn.Module):
             nn.Sequential(SepRepConv(hidden, channels), nn.BatchNorm2d(channels)))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pwconv2(self.neuron(self.dwconv(self.pwconv1(x))))
+        return self.pwconv2(self.neuron(spike_conv_bn_chain(x, (self.pwconv1, self.dwconv))))
 
 
 @MODELS.register_module()
@@ -123,7 +123,7 @@ class MSAllConvBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.sepconv(x)
-        return x + self.conv2(self.conv1(x))
+        return x + spike_conv_bn_chain(x, (self.conv1, self.conv2))
 
 
 @MODELS.register_module()

@@ -99,3 +99,21 @@ def test_hooks_on_chained_layers_see_them_run(fused_calls):
     assert all(torch.equal(a, b) for a, b in zip(ref, out))
     if _c_available():
         assert fused_calls  # the other blocks still fuse
+
+
+def test_spikeyolo_inference_fuses_bn_and_equals_plain(fused_calls):
+    from mmspike.models.backbones import SpikeYOLOBackbone
+    torch.manual_seed(0)
+    model = SpikeYOLOBackbone(dict(deepen_factor=0.33, widen_factor=0.125),
+                              out_indices=(0, 1, 2, 3))
+    with torch.no_grad():
+        model.train()(torch.randn(2, 3, 64, 64))  # running statistics
+    model.eval()
+    x = torch.randn(1, 3, 64, 64) * 2
+    outs = {}
+    for mode in ('plain', 'fast'):
+        with torch.no_grad(), execution_mode(model, mode):
+            outs[mode] = model(x)
+    assert all(torch.equal(p, f) for p, f in zip(outs['plain'], outs['fast']))
+    if _c_available():  # separable convs (pw -> dw) and MS_AllConvBlock's conv pair
+        assert len(fused_calls) >= 4, len(fused_calls)
