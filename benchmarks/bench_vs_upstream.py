@@ -31,7 +31,12 @@ rotating between repeats, so drifting machine load hits all alike), median of ``
 * training step img/s: ``zero_grad``, forward, cross-entropy, backward, ``SGD`` step (momentum
   0.9), train mode;
 * inference img/s: eval mode under ``torch.no_grad``; ``fast+fold`` also folds the BNs into
-  the convs (:func:`mmspike.models.layers.fuse_conv_bn`; exact up to float rounding).
+  the convs (:func:`mmspike.models.layers.fuse_conv_bn`; exact up to float rounding);
+* with ``--conv-floor``, each configuration's convolutions alone: the ``aten.convolution`` and
+  ``aten.convolution_backward`` calls of one step, recorded under a dispatch mode and replayed
+  on the same tensors in the same interleaved run. The fast path must run the same conv
+  kernels as the plain one (bit-identical outputs), so upstream's time over these seconds is
+  the most it could reach if every other op took no time.
 
 Peak step memory is measured per configuration in its own subprocess, as in
 ``bench_train_step.py``: the rise of the resident-set high-water mark (``VmHWM`` of
@@ -114,6 +119,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--profile', default=None, metavar='CONFIG',
                    help='print a torch.profiler op table of one training step and one '
                         'inference of CONFIG (upstream, plain, fast) instead of timing')
+    p.add_argument('--conv-floor', action='store_true',
+                   help='also time each configuration\'s convolutions alone (recorded from one '
+                        'step, replayed in the same interleaved run) and print the bound they '
+                        'set: upstream\'s time over them')
     p.add_argument('--memory-probe', default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.upstream is not None and not osp.isfile(osp.join(args.upstream, UPSTREAM_FILE)):
@@ -270,6 +279,36 @@ def inference(model: nn.Module, x) -> Callable[[], None]:
     return run
 
 
+def record_convs(fn: Callable[[], None]) -> list:
+    """The convolutions (``aten.convolution`` and ``aten.convolution_backward``, with their
+    arguments) of one call of ``fn``, seen under a dispatch mode (which the fast path does not
+    treat as an observer: it still fuses)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    ops = {torch.ops.aten.convolution.default, torch.ops.aten.convolution_backward.default}
+    calls = []
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in ops:
+                calls.append((func, args, kwargs))
+            return func(*args, **kwargs)
+
+    with Recorder():
+        fn()
+    return calls
+
+
+def replay(calls: list) -> Callable[[], None]:
+    """Run the recorded convolutions again, the same kernels on the same tensors."""
+    def run() -> None:
+        with torch.no_grad():
+            for func, args, kwargs in calls:
+                func(*args, **kwargs)
+
+    return run
+
+
 def fold(model: nn.Module) -> nn.Module:
     from mmspike.models.layers import fuse_conv_bn
     model = copy.deepcopy(model).eval()
@@ -369,18 +408,12 @@ def main(argv=None) -> None:
         rows: Dict[str, Dict[str, float]] = {}
         if 'train' not in skip:
             fns = {n: train_step(copy.deepcopy(m), x, y) for n, m in models.items()}
-            t = interleaved(fns, args.repeats, args.warmup, 'cpu')
-            for n, v in t.items():
-                rows.setdefault(n, {})['train'] = args.batch_size / statistics.median(v)
-                print(f'[{arch}] train {n:9s} s/step {[round(s, 3) for s in v]}')
+            timed(args, arch, 'train', fns, rows)
         if 'infer' not in skip:
             fns = {n: inference(m, x) for n, m in models.items()}
             fns['fast+fold'] = inference(fold(models['fast']), x)
             fns['fast+cl+fold'] = inference(fold(models['fast+cl']), x)
-            t = interleaved(fns, args.repeats, args.warmup, 'cpu')
-            for n, v in t.items():
-                rows.setdefault(n, {})['infer'] = args.batch_size / statistics.median(v)
-                print(f'[{arch}] infer {n:9s} s/batch {[round(s, 3) for s in v]}')
+            timed(args, arch, 'infer', fns, rows)
         if 'memory' not in skip:
             mem = bench_memory(args, arch, names)
             for n, r in mem.items():
@@ -407,6 +440,51 @@ def main(argv=None) -> None:
         for n in rows:
             print(f'{arch:5s} {n:10s} {cell(rows, n, "train", (12, 2))} '
                   f'{cell(rows, n, "infer", (12, 2))} {cell(rows, n, "mem", (9, 0))}')
+    if args.conv_floor:
+        print_conv_floor(tables, base)
+
+
+def timed(args, arch: str, what: str, fns: Dict[str, Callable[[], None]],
+          rows: Dict[str, Dict[str, float]]) -> None:
+    """One interleaved run of ``fns`` (with ``--conv-floor`` also each one's convolutions
+    alone); img/s (and seconds) into ``rows[name]``."""
+    if args.conv_floor:
+        for n in list(fns):
+            fns[n]()  # warm: lazily built state (optimizer buffers) exists before recording
+            fns[f'{n}:convs'] = replay(record_convs(fns[n]))
+    t = interleaved(fns, args.repeats, args.warmup, 'cpu')
+    for n, v in t.items():
+        name, _, part = n.partition(':')
+        key = f'{what}_convs_s' if part else what
+        rows.setdefault(name, {})[key] = (statistics.median(v) if part
+                                          else args.batch_size / statistics.median(v))
+        if not part:
+            rows[name][f'{what}_s'] = statistics.median(v)
+        print(f'[{arch}] {what} {n:15s} s {[round(s, 3) for s in v]}')
+
+
+def print_conv_floor(tables, base: str) -> None:
+    """What the convolutions alone take, and the most each configuration could reach against
+    ``base`` if everything but its convolutions took no time."""
+    print()
+    print(f'convolutions alone (aten.convolution / convolution_backward calls of one step, '
+          f'recorded, replayed in the same run); bound: {base} seconds / these seconds')
+    head = (f'{"arch":5s} {"config":12s} {"train s":>8s} {"convs s":>8s} {"share":>6s} '
+            f'{"bound":>6s} {"infer s":>8s} {"convs s":>8s} {"share":>6s} {"bound":>6s}')
+    print(head)
+    print('-' * len(head))
+    for arch, rows in tables:
+        for n, r in rows.items():
+            cells = []
+            for what in ('train', 'infer'):
+                total, convs = r.get(f'{what}_s'), r.get(f'{what}_convs_s')
+                ref = rows.get(base, {}).get(f'{what}_s')
+                if total is None or convs is None:
+                    cells.append(f'{"-":>8s} {"-":>8s} {"-":>6s} {"-":>6s}')
+                    continue
+                bound = f'{ref / convs:5.2f}x' if ref else f'{"-":>6s}'
+                cells.append(f'{total:8.3f} {convs:8.3f} {convs / total:6.0%} {bound}')
+            print(f'{arch:5s} {n:12s} {cells[0]} {cells[1]}')
 
 
 if __name__ == '__main__':
