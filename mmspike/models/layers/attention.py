@@ -250,9 +250,10 @@ class SpikeDrivenAttention(ExecutionModeMixin, nn.Module):
         d, dv = C // h, Cv // h
         # [T, B, C, H, W] channels-last -> [T * B, N, C] (a view)
         qs, ks, vs = (t.permute(0, 1, 3, 4, 2).reshape(T * B, n, t.shape[2]) for t in (q, k, v))
-        outs = [qs[..., i * d:(i + 1) * d]
-                @ (ks[..., i * d:(i + 1) * d].transpose(-2, -1) @ vs[..., i * dv:(i + 1) * dv])
-                for i in range(h)]
+        # split, not h slices: its backward writes the heads' gradients into one tensor (a cat);
+        # a slice's backward zero-fills a full-size gradient per head, then autograd adds them
+        outs = [qi @ (ki.transpose(-2, -1) @ vi)
+                for qi, ki, vi in zip(qs.split(d, -1), ks.split(d, -1), vs.split(dv, -1))]
         out = torch.cat(outs, dim=-1)  # [T * B, N, Cv]
         return out.view(T, B, H, W, Cv).permute(0, 1, 4, 2, 3)
 
