@@ -40,6 +40,13 @@ when the table is built (first use, or :func:`rebuild_backend_table`), never per
 * ``MMSPIKE_KERNEL_BACKEND=torch`` (or ``c``, ``triton``): what ``'auto'`` means;
 * ``MMSPIKE_CPU_KERNEL=0``: the older spelling of ``MMSPIKE_KERNELS_DISABLE=c``.
 
+**Inference BatchNorm in the firing pass** (:func:`fire_bn_forward`, C backend): a BN with
+running statistics just before a neuron runs inside its firing pass as ATen's CPU batch norm
+rounds it, ``fma(x, alpha, beta)`` with ``alpha = (1 / sqrt(var + eps)) * weight`` and
+``beta = fma(-mean, alpha, bias)``. Its own probe compares the BN values bit for bit with
+``F.batch_norm`` (a build of ATen without FMA rounds twice); on a mismatch BN runs as its own op
+(one warning), the backend's other kernels are unaffected.
+
 All backends compute exactly what the plain path computes on the same device (clamp, round half-up
 via ``floor + (frac >= 0.5)``, half to even, or ``floor(c + 0.5)`` with the sum rounded in the
 input dtype (upstream's large family), then the division by ``norm`` as torch does it:
