@@ -53,7 +53,10 @@ Measured in ONE process, interleaved (``bench_train_step.interleaved``), median 
   outputs). So this times the network's forward and backward, **not** ultralytics' / mmdet's assigner and losses, nor the
   flagship's RPN and RoI heads;
 * inference img/s: eval mode under ``torch.no_grad``; ``fast+fold`` and ``fast+cl+fold`` also fold
-  the BNs into the convs (``bench_vs_upstream.fold``).
+  the BNs into the convs (``bench_vs_upstream.fold``);
+* the ``x`` columns: the median over the rounds of the base's seconds over the configuration's
+  in the same round (``bench_vs_upstream.timed``), which cancels machine speed drifting over
+  more than a round.
 
 Peak step memory per configuration in its own subprocess (``VmHWM`` rise of one training step
 over the resident set just before it, ``MALLOC_MMAP_THRESHOLD_=65536``; see
@@ -77,7 +80,6 @@ import copy
 import json
 import os
 import os.path as osp
-import statistics
 import sys
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional
@@ -86,9 +88,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from bench_train_step import interleaved  # noqa: E402
 from bench_vs_upstream import (MMSPIKE_CONFIGS, ROOT, _load_tool, fold,  # noqa: E402
-                               inference, probe_memory, reference, step_memory)
+                               inference, probe_memory, ratio_cell, reference, step_memory,
+                               timed)
 from bench_vs_upstream import converter as sdtv3_converter  # noqa: E402
 
 yolo_converter = _load_tool('spikeyolo_to_mmspike')
@@ -497,21 +499,16 @@ def main(argv=None) -> None:
             for line in check_outputs(net, models, x):
                 print(f'[{net}] {line}')
         rows: Dict[str, Dict[str, float]] = {}
+        base = 'upstream' if root is not None else 'plain'
         if 'train' not in skip:
             fns = {n: train_step(copy.deepcopy(m), x) for n, m in models.items()}
-            t = interleaved(fns, args.repeats, args.warmup, 'cpu')
-            for n, v in t.items():
-                rows.setdefault(n, {})['train'] = args.batch_size / statistics.median(v)
-                print(f'[{net}] train {n:9s} s/step {[round(s, 3) for s in v]}')
+            timed(args, net, 'train', fns, rows, base)
             del fns
         if 'infer' not in skip:
             fns = {n: inference(m, x) for n, m in models.items()}
             fns['fast+fold'] = inference(fold(models['fast']), x)
             fns['fast+cl+fold'] = inference(fold(models['fast+cl']), x)
-            t = interleaved(fns, args.repeats, args.warmup, 'cpu')
-            for n, v in t.items():
-                rows.setdefault(n, {})['infer'] = args.batch_size / statistics.median(v)
-                print(f'[{net}] infer {n:12s} s/batch {[round(s, 3) for s in v]}')
+            timed(args, net, 'infer', fns, rows, base)
             del fns
         names = list(models)
         del models
@@ -519,29 +516,25 @@ def main(argv=None) -> None:
             for n, r in bench_memory(args, net, names).items():
                 print(f'[{net}] memory {json.dumps(r)}')
                 rows.setdefault(n, {})['mem'] = r['step_mib']
-        tables.append((net, size, 'upstream' if root is not None else 'plain', rows))
+        tables.append((net, size, base, rows))
 
     print()
-    print(f'ratios against upstream (or plain without a checkout) (batch {args.batch_size}, '
-          f'{torch.get_num_threads()} threads, median of {args.repeats}; train: forward + '
-          f'mean-of-squares loss + backward + SGD; memory: VmHWM rise of one training step, own '
-          f'subprocess)')
+    print(f'against upstream (or plain without a checkout) (batch {args.batch_size}, '
+          f'{torch.get_num_threads()} threads, median of {args.repeats}; x: median over the '
+          f'rounds of the base\'s seconds over the configuration\'s in the same round; train: '
+          f'forward + mean-of-squares loss + backward + SGD; memory: VmHWM rise of one training '
+          f'step, own subprocess)')
     head = (f'{"network":16s} {"config":12s} {"train img/s":>12s} {"x":>6s} '
             f'{"infer img/s":>12s} {"x":>6s} {"step MiB":>9s} {"x":>6s}')
     print(head)
     print('-' * len(head))
 
-    def cell(rows, base, n, key, fmt):
-        v, b = rows.get(n, {}).get(key), rows.get(base, {}).get(key)
-        if v is None:
-            return f'{"-":>{fmt[0]}s} {"-":>6s}'
-        return f'{v:{fmt[0]}.{fmt[1]}f} {v / b:5.2f}x' if b else f'{v:{fmt[0]}.{fmt[1]}f} {"-":>6s}'
-
     for net, size, base, rows in tables:
         label = f'{net} {size}'
         for n in rows:
-            print(f'{label:16s} {n:12s} {cell(rows, base, n, "train", (12, 2))} '
-                  f'{cell(rows, base, n, "infer", (12, 2))} {cell(rows, base, n, "mem", (9, 0))}')
+            print(f'{label:16s} {n:12s} {ratio_cell(rows, base, n, "train", (12, 2))} '
+                  f'{ratio_cell(rows, base, n, "infer", (12, 2))} '
+                  f'{ratio_cell(rows, base, n, "mem", (9, 0))}')
 
 
 if __name__ == '__main__':

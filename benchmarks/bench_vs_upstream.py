@@ -26,7 +26,9 @@ depthwise-conv backward is several times slower than its channels-last one (the 
 convs of the CNN stages take about half of upstream's training step).
 
 Measured, in ONE process, interleaved (each repeat runs every configuration once, the order
-rotating between repeats, so drifting machine load hits all alike), median of ``--repeats``:
+rotating between repeats, so drifting machine load hits all alike), median of ``--repeats``;
+the ``x`` columns are the median over the rounds of upstream's (or plain's) seconds over the
+configuration's in the same round (a paired ratio: on a shared VM single runs move by +-30%):
 
 * training step img/s: ``zero_grad``, forward, cross-entropy, backward, ``SGD`` step (momentum
   0.9), train mode;
@@ -406,14 +408,17 @@ def main(argv=None) -> None:
             for line in check_outputs(models, x, y):
                 print(f'[{arch}] {line}')
         rows: Dict[str, Dict[str, float]] = {}
+        base = 'upstream' if with_upstream else 'plain'
         if 'train' not in skip:
             fns = {n: train_step(copy.deepcopy(m), x, y) for n, m in models.items()}
-            timed(args, arch, 'train', fns, rows)
+            timed(args, arch, 'train', fns, rows, base, args.conv_floor)
+            del fns
         if 'infer' not in skip:
             fns = {n: inference(m, x) for n, m in models.items()}
             fns['fast+fold'] = inference(fold(models['fast']), x)
             fns['fast+cl+fold'] = inference(fold(models['fast+cl']), x)
-            timed(args, arch, 'infer', fns, rows)
+            timed(args, arch, 'infer', fns, rows, base, args.conv_floor)
+            del fns
         if 'memory' not in skip:
             mem = bench_memory(args, arch, names)
             for n, r in mem.items():
@@ -421,46 +426,59 @@ def main(argv=None) -> None:
                 rows.setdefault(n, {})['mem'] = r['step_mib']
         tables.append((arch, rows))
         del models
-    base = 'upstream' if with_upstream else 'plain'
     print()
-    print(f'ratios against {base} ({setting}; memory: VmHWM rise of one training step, '
+    print(f'against {base} ({setting}; x: median over the rounds of {base}\'s seconds over '
+          f'the configuration\'s in the same round; memory: VmHWM rise of one training step, '
           f'own subprocess)')
-    head = (f'{"arch":5s} {"config":10s} {"train img/s":>12s} {"x":>6s} {"infer img/s":>12s} '
+    head = (f'{"arch":5s} {"config":12s} {"train img/s":>12s} {"x":>6s} {"infer img/s":>12s} '
             f'{"x":>6s} {"step MiB":>9s} {"x":>6s}')
     print(head)
     print('-' * len(head))
 
-    def cell(rows, n, key, fmt):
-        v, b = rows.get(n, {}).get(key), rows.get(base, {}).get(key)
-        if v is None:
-            return f'{"-":>{fmt[0]}s} {"-":>6s}'
-        return f'{v:{fmt[0]}.{fmt[1]}f} {v / b:5.2f}x' if b else f'{v:{fmt[0]}.{fmt[1]}f} {"-":>6s}'
-
     for arch, rows in tables:
         for n in rows:
-            print(f'{arch:5s} {n:10s} {cell(rows, n, "train", (12, 2))} '
-                  f'{cell(rows, n, "infer", (12, 2))} {cell(rows, n, "mem", (9, 0))}')
+            print(f'{arch:5s} {n:12s} {ratio_cell(rows, base, n, "train", (12, 2))} '
+                  f'{ratio_cell(rows, base, n, "infer", (12, 2))} '
+                  f'{ratio_cell(rows, base, n, "mem", (9, 0))}')
     if args.conv_floor:
         print_conv_floor(tables, base)
 
 
-def timed(args, arch: str, what: str, fns: Dict[str, Callable[[], None]],
-          rows: Dict[str, Dict[str, float]]) -> None:
-    """One interleaved run of ``fns`` (with ``--conv-floor`` also each one's convolutions
-    alone); img/s (and seconds) into ``rows[name]``."""
-    if args.conv_floor:
+def timed(args, label: str, what: str, fns: Dict[str, Callable[[], None]],
+          rows: Dict[str, Dict[str, float]], base: str, conv_floor: bool = False) -> None:
+    """One interleaved run of ``fns`` (with ``conv_floor`` also each one's convolutions alone).
+
+    Into ``rows[name]``: ``what`` (median img/s), ``what_s`` (median seconds), ``what_x`` (the
+    speed against ``base``: the median over the rounds of ``base``'s seconds over this one's in
+    the same round; the pairing cancels machine speed that drifts over more than a round, which
+    on a shared 2-core VM moves single runs by +-30%) and ``what_convs_s``.
+    """
+    if conv_floor:
         for n in list(fns):
             fns[n]()  # warm: lazily built state (optimizer buffers) exists before recording
             fns[f'{n}:convs'] = replay(record_convs(fns[n]))
     t = interleaved(fns, args.repeats, args.warmup, 'cpu')
     for n, v in t.items():
         name, _, part = n.partition(':')
-        key = f'{what}_convs_s' if part else what
-        rows.setdefault(name, {})[key] = (statistics.median(v) if part
-                                          else args.batch_size / statistics.median(v))
-        if not part:
-            rows[name][f'{what}_s'] = statistics.median(v)
-        print(f'[{arch}] {what} {n:15s} s {[round(s, 3) for s in v]}')
+        r = rows.setdefault(name, {})
+        if part:
+            r[f'{what}_convs_s'] = statistics.median(v)
+        else:
+            r[what] = args.batch_size / statistics.median(v)
+            r[f'{what}_s'] = statistics.median(v)
+            if base in t:
+                r[f'{what}_x'] = statistics.median(b / s for b, s in zip(t[base], v))
+        print(f'[{label}] {what} {n:15s} s {[round(s, 3) for s in v]}')
+
+
+def ratio_cell(rows: Dict[str, Dict[str, float]], base: str, n: str, key: str, fmt) -> str:
+    """``value ratio`` of ``rows[n][key]`` for the tables: the paired ratio (``key_x``) where
+    :func:`timed` measured one, else the ratio of the values (memory)."""
+    v, b = rows.get(n, {}).get(key), rows.get(base, {}).get(key)
+    x = rows.get(n, {}).get(f'{key}_x', None if not b or v is None else v / b)
+    if v is None:
+        return f'{"-":>{fmt[0]}s} {"-":>6s}'
+    return f'{v:{fmt[0]}.{fmt[1]}f} ' + (f'{x:5.2f}x' if x is not None else f'{"-":>6s}')
 
 
 def print_conv_floor(tables, base: str) -> None:
