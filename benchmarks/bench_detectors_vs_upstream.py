@@ -90,7 +90,7 @@ from torch import nn
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from bench_vs_upstream import (MMSPIKE_CONFIGS, ROOT, _load_tool, fold,  # noqa: E402
                                inference, probe_memory, ratio_cell, reference, step_memory,
-                               timed)
+                               table_head, timed)
 from bench_vs_upstream import converter as sdtv3_converter  # noqa: E402
 
 yolo_converter = _load_tool('spikeyolo_to_mmspike')
@@ -518,16 +518,13 @@ def main(argv=None) -> None:
                 rows.setdefault(n, {})['mem'] = r['step_mib']
         tables.append((net, size, base, rows))
 
-    print()
-    print(f'against upstream (or plain without a checkout) (batch {args.batch_size}, '
-          f'{torch.get_num_threads()} threads, median of {args.repeats}; x: median over the '
-          f'rounds of the base\'s seconds over the configuration\'s in the same round; train: '
-          f'forward + mean-of-squares loss + backward + SGD; memory: VmHWM rise of one training '
-          f'step, own subprocess)')
-    head = (f'{"network":16s} {"config":12s} {"train img/s":>12s} {"x":>6s} '
-            f'{"infer img/s":>12s} {"x":>6s} {"step MiB":>9s} {"x":>6s}')
-    print(head)
-    print('-' * len(head))
+    table_head(f'against upstream (or plain without a checkout) (batch {args.batch_size}, '
+               f'{torch.get_num_threads()} threads, median of {args.repeats}; x: median over '
+               f'the rounds of the base\'s seconds over the configuration\'s in the same round; '
+               f'train: forward + mean-of-squares loss + backward + SGD; memory: VmHWM rise of '
+               f'one training step, own subprocess)',
+               f'{"network":16s} {"config":12s} {"train img/s":>12s} {"x":>6s} '
+               f'{"infer img/s":>12s} {"x":>6s} {"step MiB":>9s} {"x":>6s}')
 
     for net, size, base, rows in tables:
         label = f'{net} {size}'

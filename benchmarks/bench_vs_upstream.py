@@ -426,15 +426,11 @@ def main(argv=None) -> None:
                 rows.setdefault(n, {})['mem'] = r['step_mib']
         tables.append((arch, rows))
         del models
-    print()
-    print(f'against {base} ({setting}; x: median over the rounds of {base}\'s seconds over '
-          f'the configuration\'s in the same round; memory: VmHWM rise of one training step, '
-          f'own subprocess)')
-    head = (f'{"arch":5s} {"config":12s} {"train img/s":>12s} {"x":>6s} {"infer img/s":>12s} '
-            f'{"x":>6s} {"step MiB":>9s} {"x":>6s}')
-    print(head)
-    print('-' * len(head))
-
+    table_head(f'against {base} ({setting}; x: median over the rounds of {base}\'s seconds over '
+               f'the configuration\'s in the same round; memory: VmHWM rise of one training '
+               f'step, own subprocess)',
+               f'{"arch":5s} {"config":12s} {"train img/s":>12s} {"x":>6s} {"infer img/s":>12s} '
+               f'{"x":>6s} {"step MiB":>9s} {"x":>6s}')
     for arch, rows in tables:
         for n in rows:
             print(f'{arch:5s} {n:12s} {ratio_cell(rows, base, n, "train", (12, 2))} '
@@ -481,16 +477,20 @@ def ratio_cell(rows: Dict[str, Dict[str, float]], base: str, n: str, key: str, f
     return f'{v:{fmt[0]}.{fmt[1]}f} ' + (f'{x:5.2f}x' if x is not None else f'{"-":>6s}')
 
 
+def table_head(title: str, head: str) -> None:
+    print()
+    print(title)
+    print(head)
+    print('-' * len(head))
+
+
 def print_conv_floor(tables, base: str) -> None:
     """What the convolutions alone take, and the most each configuration could reach against
     ``base`` if everything but its convolutions took no time."""
-    print()
-    print(f'convolutions alone (aten.convolution / convolution_backward calls of one step, '
-          f'recorded, replayed in the same run); bound: {base} seconds / these seconds')
-    head = (f'{"arch":5s} {"config":12s} {"train s":>8s} {"convs s":>8s} {"share":>6s} '
-            f'{"bound":>6s} {"infer s":>8s} {"convs s":>8s} {"share":>6s} {"bound":>6s}')
-    print(head)
-    print('-' * len(head))
+    table_head(f'convolutions alone (aten.convolution / convolution_backward calls of one step, '
+               f'recorded, replayed in the same run); bound: {base} seconds / these seconds',
+               f'{"arch":5s} {"config":12s} {"train s":>8s} {"convs s":>8s} {"share":>6s} '
+               f'{"bound":>6s} {"infer s":>8s} {"convs s":>8s} {"share":>6s} {"bound":>6s}')
     for arch, rows in tables:
         for n, r in rows.items():
             cells = []
