@@ -62,17 +62,17 @@ def spike_conv_bn_chain(x: Tensor, layers: Sequence[SpikeConvBN]) -> Tensor:
     if x.dim() != 5:
         raise ValueError(f'SpikeConvBN expects [T, B, C, H, W], got shape {tuple(x.shape)}')
     T = x.shape[0]
+
+    def apply(bn: Optional[nn.Module], x: Tensor) -> Tensor:
+        return x if bn is None else unfold_time(bn(fold_time(x)[0]), T)
+
     pending: Optional[nn.Module] = None  # the previous layer's BN, not yet applied to x
     for layer in layers:
         # observed=(layer, ): a hook on the layer must see it run as a module
         fused = spike_convs(x, layer.neuron, (layer.conv, ), observed=(layer, ), bn=pending)
         if fused is None:
-            if pending is not None:
-                x = unfold_time(pending(fold_time(x)[0]), T)
-            x, pending = layer(x), None
+            x, pending = layer(apply(pending, x)), None
         else:
             x = unfold_time(fused[0], T)
             pending = None if isinstance(layer.bn, nn.Identity) else layer.bn
-    if pending is not None:
-        x = unfold_time(pending(fold_time(x)[0]), T)
-    return x
+    return apply(pending, x)
