@@ -15,7 +15,8 @@
 # $MMSPIKE_WHEEL_DIR/torch<version>-cu<XY>-<archs>/, and the spconv-cu<XY> wheel of that CUDA major
 # (spconv is an extra: requirements/spconv.txt is the CPU build, never installed next to spconv-cu*).
 # MMSPIKE_TORCH_VERSION / MMSPIKE_TORCHVISION_VERSION pick another torch where the pinned one has no
-# wheel for that CUDA.
+# wheel for that CUDA. A new venv needs ~6.5 GiB (PyPI's torch is a CUDA build): with less than
+# MMSPIKE_VENV_MIN_FREE_MIB (default 7168) free on its disk, the script stops before creating it.
 #
 #   scripts/setup_env.sh [--dry-run]     (or MMSPIKE_SETUP_DRY_RUN=1): print the plan, change nothing
 set -euo pipefail
@@ -147,6 +148,16 @@ fi
 
 show_plan
 if [ ! -x "$VENV/bin/python" ]; then
+  # PyPI's torch is a CUDA build (5.5 GiB with its nvidia-* runtime wheels), the whole venv ~6.5 GiB:
+  # refuse up front rather than leave a half-installed venv behind an "OSError: No space left".
+  need_mib="${MMSPIKE_VENV_MIN_FREE_MIB:-7168}"
+  mkdir -p "$(dirname "$VENV")"
+  free_mib="$(df -Pk "$(dirname "$VENV")" | awk 'NR == 2 {print int($4 / 1024)}')"
+  if [ -n "$free_mib" ] && [ "$free_mib" -lt "$need_mib" ]; then
+    die "a new $VENV needs about $need_mib MiB of free disk (torch's CUDA build from PyPI alone is \
+5.5 GiB); df reports $free_mib MiB free on the disk of $(dirname "$VENV"). Free some space, or set \
+MMSPIKE_VENV to a folder on a larger disk"
+  fi
   log "creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi

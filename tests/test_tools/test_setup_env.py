@@ -105,3 +105,17 @@ def test_cpu_stamp_formula_unchanged(tmp_path):
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f'[setup_env] environment up to date ({venv})\n'
+
+
+def test_refuses_a_new_venv_without_the_disk_space_it_needs(tmp_path):
+    """Too little free disk for a new venv stops the script before it creates anything, with an error
+    that names the folder and the figures (CI once died half-installed on 'No space left')."""
+    env = dict(os.environ, MMSPIKE_VENV=str(tmp_path / 'venv'), MMSPIKE_CUDA='cpu',
+               MMSPIKE_WHEEL_DIR=str(tmp_path / 'wheels'), MMSPIKE_VENV_MIN_FREE_MIB=str(2**40))
+    proc = subprocess.run(['bash', str(SCRIPT)], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert f'a new {tmp_path / "venv"} needs about {2**40} MiB of free disk' in proc.stderr
+    free = int(proc.stderr.split('df reports ')[1].split(' MiB free')[0])
+    assert 0 <= free < 2**40
+    assert not (tmp_path / 'venv').exists() and not (tmp_path / 'wheels').exists()
