@@ -19,15 +19,29 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def _restore_default_scope():
-    from mmengine.registry import DefaultScope
-    saved = DefaultScope._instance_dict.copy()
+def _manager_classes():
+    from mmengine.utils import ManagerMixin
+    todo, seen = [ManagerMixin], []
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        todo.extend(cls.__subclasses__())
+    return seen
+
+
+def _restore_mmengine_globals():
+    saved = {cls: cls._instance_dict.copy() for cls in _manager_classes()}
     yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
+    for cls in _manager_classes():
+        cls._instance_dict.clear()
+        cls._instance_dict.update(saved.get(cls, {}))
 
 
-# Tests (and module fixtures) that call ``init_default_scope`` must not change how later tests
-# resolve registry names: restore MMEngine's default scope after every test and every module.
-_isolate_default_scope_module = pytest.fixture(scope='module', autouse=True)(_restore_default_scope)
-_isolate_default_scope = pytest.fixture(autouse=True)(_restore_default_scope)
+# MMEngine keeps global named instances (ManagerMixin: DefaultScope, Visualizer, MessageHub, MMLogger).
+# A test must not change how later tests resolve registry names (init_default_scope), nor hand them
+# its visualizer: a second Runner in the same process gets the first one's 'visualizer' instance,
+# which writes into the first test's work_dir (deleted once that test passed). Restore them after
+# every test and every module.
+_isolate_mmengine_globals_module = pytest.fixture(scope='module', autouse=True)(
+    _restore_mmengine_globals)
+_isolate_mmengine_globals = pytest.fixture(autouse=True)(_restore_mmengine_globals)
