@@ -6,8 +6,10 @@ element for backward (:mod:`mmspike.models.neurons.kernels`): the spike count re
 conv's input for the weight gradient, the window bit gives the neuron's gradient. The plain
 composition keeps the float membrane (for ``clamp``) *and* the float spikes (for the conv): eight
 bytes per element instead of one. Forward and gradients are bit-identical to it: the convs and
-their backward run the same ATen kernels on the same values, and the gradients of convs sharing
-one input are summed in autograd's order. Under autocast (bf16 / fp16, the ``--amp`` training
+their backward run the same ATen kernels on the same values (except the weight gradients of
+channels-last float32 kxk and depthwise convs, which :mod:`.conv_grad` computes in ATen's own
+summation order, faster, where its self-check passes), and the gradients of convs sharing one
+input are summed in autograd's order. Under autocast (bf16 / fp16, the ``--amp`` training
 path) the convs run in the autocast dtype forward and backward, as the plain composition runs
 them, while the spikes stay exact integer counts in the same one-byte code; the kernels run on
 the neuron's ``kernel_backend``. An inference-mode BatchNorm before the neuron can run inside
@@ -22,6 +24,7 @@ from torch import Tensor, nn
 
 from ..neurons import IntegerNeuron
 from ..neurons import kernels
+from . import conv_grad
 from .time import fold_time
 
 
@@ -72,6 +75,8 @@ class _SpikeConvs(torch.autograd.Function):
         norm = ctx.spec[1]
         s = kernels.decode_spikes(code, norm, ctx.dtype, backend=ctx.backend)
         need_x = ctx.needs_input_grad[0]
+        # the conv weight-gradient kernel is a C kernel: it runs where the neurons' C one does
+        c_kernels = kernels.fire_backend(code, ctx.dtype, ctx.backend, op=('dec', )) == 'c'
         param_grads: List[Optional[Tensor]] = [None] * (2 * len(weights))
         grad_s = None
         # Autograd runs the backward of the conv created last first and adds the gradients of a
@@ -86,9 +91,17 @@ class _SpikeConvs(torch.autograd.Function):
                     ctx.has_bias[i] and ctx.needs_input_grad[6 + 2 * i]]
             # The conv's own dtype (autocast's), then each gradient back to its tensor's dtype:
             # what autograd does through the casts of the plain composition.
-            gi, gw, gb = torch.ops.aten.convolution_backward(
-                g.to(cdt), s.to(cdt), w.to(cdt), [w.shape[0]] if ctx.has_bias[i] else None,
-                stride, padding, dilation, False, [0] * len(stride), groups, mask)
+            g, sc, wc = g.to(cdt), s.to(cdt), w.to(cdt)
+            own_wgrad = mask[1] and c_kernels and conv_grad.applies(
+                sc, g, wc, stride, padding, dilation, groups)
+            gi = gw = gb = None
+            if mask[0] or mask[2] or not own_wgrad:
+                gi, gw, gb = torch.ops.aten.convolution_backward(
+                    g, sc, wc, [w.shape[0]] if ctx.has_bias[i] else None, stride, padding,
+                    dilation, False, [0] * len(stride), groups,
+                    [mask[0], mask[1] and not own_wgrad, mask[2]])
+            if own_wgrad:  # ATen's bits, faster (conv_grad's docstring)
+                gw = conv_grad.conv2d_weight_grad(g, sc, wc, stride, padding, dilation, groups)
             param_grads[2 * i] = None if gw is None else gw.to(w.dtype)
             param_grads[2 * i + 1] = None if gb is None else gb.to(ctx.bias_dtypes[i])
             if need_x:

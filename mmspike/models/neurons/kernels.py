@@ -283,6 +283,41 @@ def _cache_dir() -> str:
     return os.path.join(root, 'kernels')
 
 
+def build_c_library(source: str, stem: str, cc: Optional[str] = None) -> ctypes.CDLL:
+    """Build C ``source`` into a shared library (cached by the hash of source, compiler, flags
+    and platform in :func:`_cache_dir`) and load it with ctypes.
+
+    Args:
+        source (str): The C source.
+        stem (str): File name stem of the cached library.
+        cc (str, optional): Compiler. Defaults to ``$CC`` or ``gcc``.
+
+    Raises:
+        RuntimeError: the compiler cannot run or fails (its error output is in the message).
+    """
+    cc = cc or os.environ.get('CC', 'gcc')
+    key = hashlib.sha256('\0'.join([source, cc, *_C_FLAGS, platform.machine(),
+                                    sys.platform]).encode()).hexdigest()[:16]
+    cache = _cache_dir()
+    path = os.path.join(cache, f'{stem}_{key}.so')
+    if not os.path.exists(path):
+        os.makedirs(cache, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            src = os.path.join(tmp, f'{stem}.c')
+            with open(src, 'w') as f:
+                f.write(source)
+            so = os.path.join(tmp, f'{stem}.so')
+            try:
+                proc = subprocess.run([cc, *_C_FLAGS, src, '-o', so, '-lm'],
+                                      capture_output=True, text=True, timeout=120)
+            except OSError as e:
+                raise RuntimeError(f'cannot run the C compiler {cc!r}: {e}') from None
+            if proc.returncode != 0:
+                raise RuntimeError(f'{cc} failed: {proc.stderr.strip()[-1000:]}')
+            os.replace(so, path)  # atomic: concurrent builders never see a partial file
+    return ctypes.CDLL(path)
+
+
 def _cuda_reciprocal(norm: float) -> float:
     """``1 / norm`` as CUDA's ``tensor / scalar`` uses it: PyTorch multiplies by the float32
     reciprocal there (it divides on the CPU), so the Triton kernels do the same."""
@@ -352,27 +387,7 @@ class CKernelBackend(KernelBackend):
     def load(self) -> None:
         if self.lib is not None:
             return
-        cc = self.cc or os.environ.get('CC', 'gcc')
-        key = hashlib.sha256('\0'.join([self.source, cc, *_C_FLAGS, platform.machine(),
-                                        sys.platform]).encode()).hexdigest()[:16]
-        cache = _cache_dir()
-        path = os.path.join(cache, f'fire_{key}.so')
-        if not os.path.exists(path):
-            os.makedirs(cache, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=cache) as tmp:
-                src = os.path.join(tmp, 'fire.c')
-                with open(src, 'w') as f:
-                    f.write(self.source)
-                so = os.path.join(tmp, 'fire.so')
-                try:
-                    proc = subprocess.run([cc, *_C_FLAGS, src, '-o', so, '-lm'],
-                                          capture_output=True, text=True, timeout=120)
-                except OSError as e:
-                    raise RuntimeError(f'cannot run the C compiler {cc!r}: {e}') from None
-                if proc.returncode != 0:
-                    raise RuntimeError(f'{cc} failed: {proc.stderr.strip()[-1000:]}')
-                os.replace(so, path)  # atomic: concurrent builders never see a partial file
-        lib = ctypes.CDLL(path)
+        lib = build_c_library(self.source, 'fire', self.cc)
         vp, i64, f64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_int
         for suf in _C_SUFFIX.values():
             getattr(lib, f'fire_fwd_{suf}').argtypes = [vp, vp, vp, i64, f64, f64, i32, i32,

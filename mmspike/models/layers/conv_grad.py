@@ -1,0 +1,289 @@
+"""Weight gradient of a CPU convolution in ATen's own summation order, 2-3x faster.
+
+For ``y = conv2d(x, W)`` (groups 1 or depthwise, no dilation, stride ``s``, zero padding ``p``)
+the weight gradient is
+
+.. math::
+
+    \\frac{\\partial L}{\\partial W_{o,i,k_h,k_w}} = \\sum_{n, o_h, o_w} g_{n,o,o_h,o_w}\\,
+        x_{n,\\,i,\\,o_h s + k_h - p,\\,o_w s + k_w - p}
+
+oneDNN's float32 AVX2 kernel behind ``aten.convolution_backward`` sums it, for kernels larger
+than 1x1, as ONE fused multiply-add chain per weight over the output pixels in ``(n, o_h, o_w)``
+order, starting from +0, with the taps that fall into the padding left out (found by comparing
+candidate orders bit for bit; 1 and 2 threads give the same bits); so does its channels-last
+depthwise kernel (``i = o``). On channels-last tensors these reach a quarter of the CPU's FMA
+peak or less, so in E-SpikeFormer's training step the backward of the 3x3 convolutions takes
+four times their forward, that of the 7x7 depthwise ones six times. :func:`conv2d_weight_grad`
+runs the same chains, faster: per register tile 16 output x 6 input channels of one tap
+(depthwise: up to 96 channels of one tap), pixel blocks small enough for the caches, each
+weight's chain in one thread (so the bits do not depend on the thread count).
+
+**Self-check.** The order is an observation about one oneDNN build on one ISA, not a contract,
+and for some depthwise convs it depends on the thread count and the tensors' strides (ATen
+then picks another kernel or splits the sum). So the first call for a geometry (shapes,
+strides, stride, padding, groups, thread count) runs the kernel and ATen's weight gradient on
+random normal tensors of it (any other summation order shows on them) and compares the bits;
+a geometry that differs uses ATen from then on (a debug-level log line says which;
+:func:`checked_geometries` lists them all). A failed build (no
+C compiler) warns once and leaves every gradient to ATen.
+
+Used by the fast path's fused spike convs (:mod:`.fused`) for channels-last float32 tensors when
+the neurons' kernel backend is the C one (``MMSPIKE_KERNELS_DISABLE=c`` turns it off too).
+"""
+import ctypes
+import logging
+import threading
+import warnings
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+from mmengine.logging import print_log
+from torch import Tensor
+
+from ..neurons import kernels
+
+_SOURCE = r'''
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Register tiles over output pixels p0..p1 (flat (n, oh, ow) index) for tap (kh, kw), adding to
+   acc[kh][kw][.]: xp / gp walk the input / output-gradient rows of the tile's channels. */
+#define PIXELS(...)                                                                             \
+  /* the output columns whose tap is inside the input: 0 <= ow * sw + kw - pw < W */           \
+  int64_t lo = pw - kw > 0 ? (pw - kw + sw - 1) / sw : 0;                                       \
+  int64_t hi = W - 1 + pw - kw >= 0 ? (W - 1 + pw - kw) / sw + 1 : 0;                           \
+  if (hi > OW) hi = OW;                                                                         \
+  int64_t row = p0 / OW, ow0 = p0 - row * OW;                                                   \
+  for (int64_t p = p0; p < p1; ++row, ow0 = 0) {                                                \
+    int64_t ow1 = OW - ow0 < p1 - p ? OW : ow0 + (p1 - p);                                      \
+    int64_t n = row / OH, oh = row - n * OH, ih = oh * sh + kh - ph;                            \
+    int64_t b = ow0 > lo ? ow0 : lo, e = ow1 < hi ? ow1 : hi;                                   \
+    if (ih >= 0 && ih < H && b < e) {                                                           \
+      const float *xp = x + ((n * H + ih) * W + b * sw + kw - pw) * I + i0;                     \
+      const float *gp = g + (row * OW + b) * O + o0;                                            \
+      for (int64_t ow = b; ow < e; ++ow, xp += sw * I, gp += O) { __VA_ARGS__ }                   \
+    }                                                                                           \
+    p += ow1 - ow0;                                                                             \
+  }
+#define TILE_ARGS                                                                               \
+    const float *x, const float *g, float *acc, int64_t p0, int64_t p1, int64_t OH, int64_t OW, \
+    int64_t H, int64_t W, int64_t I, int64_t O, int64_t kh, int64_t kw, int64_t sh, int64_t sw, \
+    int64_t ph, int64_t pw, int64_t i0, int64_t o0
+/* The accumulators are named locals: GCC keeps an array of them on the stack. */
+#define ACCS(z) a0_0 = z, a0_1 = z, a1_0 = z, a1_1 = z, a2_0 = z, a2_1 = z, a3_0 = z, a3_1 = z,    \
+    a4_0 = z, a4_1 = z, a5_0 = z, a5_1 = z
+
+/* Dense conv: 8 * OB output channels (o0...) x RI input channels (i0...); acc[.][.][i][o]. */
+#define LOAD_ROW(r, OB, RI) if ((r) < (RI)) { a##r##_0 = _mm256_loadu_ps(ap + (r) * O);        \
+    if ((OB) > 1) a##r##_1 = _mm256_loadu_ps(ap + (r) * O + 8); }
+#define STORE_ROW(r, OB, RI) if ((r) < (RI)) { _mm256_storeu_ps(ap + (r) * O, a##r##_0);       \
+    if ((OB) > 1) _mm256_storeu_ps(ap + (r) * O + 8, a##r##_1); }
+#define FMA_ROW(r, OB, RI) if ((r) < (RI)) { __m256 xv = _mm256_broadcast_ss(xp + (r));         \
+    a##r##_0 = _mm256_fmadd_ps(g0, xv, a##r##_0);                                               \
+    if ((OB) > 1) a##r##_1 = _mm256_fmadd_ps(g1, xv, a##r##_1); }
+#define ROWS(M, OB, RI) M(0, OB, RI) M(1, OB, RI) M(2, OB, RI) M(3, OB, RI) M(4, OB, RI)        \
+    M(5, OB, RI)
+#define TILE(OB, RI)                                                                            \
+__attribute__((target("avx2,fma"))) static void tile_##OB##_##RI(TILE_ARGS) {                  \
+  float *ap = acc + i0 * O + o0;                                                                \
+  __m256 z = _mm256_setzero_ps(), ACCS(z);                                                      \
+  ROWS(LOAD_ROW, OB, RI)                                                                        \
+  PIXELS(__m256 g0 = _mm256_loadu_ps(gp), g1 = (OB) > 1 ? _mm256_loadu_ps(gp + 8) : g0;         \
+         ROWS(FMA_ROW, OB, RI))                                                                 \
+  ROWS(STORE_ROW, OB, RI)                                                                       \
+}
+
+/* Depthwise conv (I = O = C, i0 = o0): 8 * NV channels; acc[.][.][c]. */
+#define DLOAD(r, j, NV) if ((r) * 2 + (j) < (NV)) a##r##_##j = _mm256_loadu_ps(ap + 16 * (r) + 8 * (j));
+#define DSTORE(r, j, NV) if ((r) * 2 + (j) < (NV)) _mm256_storeu_ps(ap + 16 * (r) + 8 * (j), a##r##_##j);
+#define DFMA(r, j, NV) if ((r) * 2 + (j) < (NV)) a##r##_##j = _mm256_fmadd_ps(                   \
+    _mm256_loadu_ps(gp + 16 * (r) + 8 * (j)), _mm256_loadu_ps(xp + 16 * (r) + 8 * (j)), a##r##_##j);
+#define DROWS(M, NV) M(0, 0, NV) M(0, 1, NV) M(1, 0, NV) M(1, 1, NV) M(2, 0, NV) M(2, 1, NV)      \
+    M(3, 0, NV) M(3, 1, NV) M(4, 0, NV) M(4, 1, NV) M(5, 0, NV) M(5, 1, NV)
+#define DW_TILE(NV)                                                                             \
+__attribute__((target("avx2,fma"))) static void dw_tile_##NV(TILE_ARGS) {                      \
+  float *ap = acc + o0;                                                                         \
+  __m256 z = _mm256_setzero_ps(), ACCS(z);                                                      \
+  DROWS(DLOAD, NV)                                                                              \
+  PIXELS(DROWS(DFMA, NV))                                                                       \
+  DROWS(DSTORE, NV)                                                                             \
+}
+TILE(2, 6) TILE(2, 5) TILE(2, 4) TILE(2, 3) TILE(2, 2) TILE(2, 1)
+TILE(1, 6) TILE(1, 5) TILE(1, 4) TILE(1, 3) TILE(1, 2) TILE(1, 1)
+DW_TILE(1) DW_TILE(2) DW_TILE(3) DW_TILE(4) DW_TILE(5) DW_TILE(6) DW_TILE(7) DW_TILE(8)
+DW_TILE(9) DW_TILE(10) DW_TILE(11) DW_TILE(12)
+
+typedef void (*tile_fn)(const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t,
+                        int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                        int64_t, int64_t, int64_t, int64_t);
+static const tile_fn TILES[2][6] = {
+  {tile_1_1, tile_1_2, tile_1_3, tile_1_4, tile_1_5, tile_1_6},
+  {tile_2_1, tile_2_2, tile_2_3, tile_2_4, tile_2_5, tile_2_6}};
+
+static const tile_fn DW_TILES[12] = {dw_tile_1, dw_tile_2, dw_tile_3, dw_tile_4, dw_tile_5,
+  dw_tile_6, dw_tile_7, dw_tile_8, dw_tile_9, dw_tile_10, dw_tile_11, dw_tile_12};
+
+/* x: [N, H, W, I], g: [N, OH, OW, O] (both channels-last), acc: [KH, KW, I, O], or [KH, KW, C]
+   for a depthwise conv (I = O = C) (written). Returns -1 (nothing written) without AVX2 + FMA
+   or when O is not a multiple of 8. */
+int conv_wgrad_f32(const float *x, const float *g, float *acc, int64_t N, int64_t H, int64_t W,
+                   int64_t I, int64_t OH, int64_t OW, int64_t O, int64_t KH, int64_t KW,
+                   int64_t sh, int64_t sw, int64_t ph, int64_t pw, int depthwise, int nthreads) {
+  __builtin_cpu_init();
+  if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) || O % 8) return -1;
+  int64_t tap_size = depthwise ? O : I * O;
+  memset(acc, 0, sizeof(float) * KH * KW * tap_size);
+  /* tiles: output-channel blocks outer (consecutive tiles share g's columns, which stay in
+     L1), then taps, then input-channel blocks */
+  int64_t obs = depthwise ? (O + 95) / 96 : (O + 15) / 16, ibs = depthwise ? 1 : (I + 5) / 6;
+  int64_t per_ob = KH * KW * ibs, ntiles = obs * per_ob, npix = N * OH * OW;
+  int64_t wide = I > O ? I : O;
+  /* a block's g and x rows stay in L2 while every tile of it runs */
+  int64_t pb = 32768 / wide < 64 ? 64 : (32768 / wide > 256 ? 256 : 32768 / wide);
+  #pragma omp parallel num_threads(nthreads)
+  for (int64_t p0 = 0; p0 < npix; p0 += pb) {
+    int64_t p1 = p0 + pb < npix ? p0 + pb : npix;
+    /* static: a tile gets the same thread in every block, so its chain stays in order */
+    #pragma omp for schedule(static) nowait
+    for (int64_t t = 0; t < ntiles; ++t) {
+      int64_t ob = t / per_ob, rest = t % per_ob, b = rest % ibs, tap = rest / ibs;
+      int64_t kh = tap / KW, kw = tap % KW;
+      float *tacc = acc + tap * tap_size;
+      if (depthwise) {
+        int64_t c0 = ob * 96, nv = (O - c0 < 96 ? O - c0 : 96) / 8;
+        DW_TILES[nv - 1](x, g, tacc, p0, p1, OH, OW, H, W, I, O, kh, kw, sh, sw, ph, pw, c0,
+                         c0);
+      } else {
+        int64_t i0 = b * 6, o0 = ob * 16;
+        int ri = I - i0 < 6 ? (int)(I - i0) : 6, obn = O - o0 >= 16 ? 2 : 1;
+        TILES[obn - 1][ri - 1](x, g, tacc, p0, p1, OH, OW, H, W, I, O, kh, kw, sh, sw, ph, pw,
+                               i0, o0);
+      }
+    }
+  }
+  return 0;
+}
+'''
+
+_lock = threading.Lock()
+_lib: Optional[ctypes.CDLL] = None
+_load_error: Optional[str] = None
+#: geometry -> whether the kernel's bits equal ATen's there (checked on its first call)
+_checked: Dict[tuple, bool] = {}
+
+
+def _library() -> Optional[ctypes.CDLL]:
+    global _lib, _load_error
+    with _lock:
+        if _lib is None and _load_error is None:
+            try:
+                lib = kernels.build_c_library(_SOURCE, 'conv_wgrad')
+                i64, vp = ctypes.c_int64, ctypes.c_void_p
+                lib.conv_wgrad_f32.argtypes = [vp, vp, vp] + [i64] * 13 + [ctypes.c_int] * 2
+                lib.conv_wgrad_f32.restype = ctypes.c_int
+                _lib = lib
+            except Exception as e:  # no compiler, read-only cache, ...
+                _load_error = f'{type(e).__name__}: {e}'
+                warnings.warn(f'mmspike: the conv weight-gradient kernel cannot be built '
+                              f'({_load_error}); ATen computes those gradients', stacklevel=3)
+        return _lib
+
+
+def _channels_last(t: Tensor) -> bool:
+    return t.dim() == 4 and t.permute(0, 2, 3, 1).is_contiguous()
+
+
+def applies(x: Tensor, grad: Tensor, weight: Tensor, stride: Sequence[int],
+            padding: Sequence[int], dilation: Sequence[int], groups: int) -> bool:
+    """Whether :func:`conv2d_weight_grad` can take this conv (it may still defer to ATen)."""
+    O, Ig, KH, KW = weight.shape
+    depthwise = groups > 1 and groups == O == x.shape[1] and Ig == 1
+    return (x.device.type == 'cpu' and x.dtype == grad.dtype == weight.dtype == torch.float32
+            and (groups == 1 or depthwise) and tuple(dilation) == (1, 1) and KH * KW > 1
+            and O % 8 == 0 and _channels_last(x) and _channels_last(grad) and x.numel() > 0
+            and grad.numel() > 0)
+
+
+def _aten(grad: Tensor, x: Tensor, weight: Tensor, stride, padding, groups) -> Tensor:
+    return torch.ops.aten.convolution_backward(
+        grad, x, weight, None, list(stride), list(padding), [1, 1], False, [0, 0], groups,
+        [False, True, False])[1]
+
+
+def _kernel(lib: ctypes.CDLL, grad: Tensor, x: Tensor, weight: Tensor, stride, padding,
+            groups: int) -> Optional[Tensor]:
+    """The kernel's weight gradient, or None where it does not run (no AVX2 + FMA)."""
+    N, I, H, W = x.shape
+    O, Ig, KH, KW = weight.shape
+    OH, OW = grad.shape[2:]
+    acc = torch.empty(KH, KW, Ig, O)
+    if lib.conv_wgrad_f32(x.data_ptr(), grad.data_ptr(), acc.data_ptr(), N, H, W, I, OH, OW, O,
+                          KH, KW, stride[0], stride[1], padding[0], padding[1], int(groups > 1),
+                          torch.get_num_threads()) != 0:
+        return None
+    out = acc.permute(3, 2, 0, 1)  # [O, I / groups, KH, KW] view of [KH, KW, I / groups, O]
+    layout = (torch.channels_last if weight.permute(0, 2, 3, 1).is_contiguous()
+              and not weight.is_contiguous() else torch.contiguous_format)
+    return out.contiguous(memory_format=layout)
+
+
+def _self_check(lib: ctypes.CDLL, grad: Tensor, x: Tensor, weight: Tensor, stride, padding,
+                groups: int) -> bool:
+    """Whether the kernel gives ATen's bits on random normal tensors of this geometry and these
+    strides (any other summation order shows on them; spike inputs can hide one)."""
+    gen = torch.Generator().manual_seed(0)
+    rnd = [torch.empty_strided(t.shape, t.stride()).normal_(generator=gen)
+           for t in (grad, x, weight)]
+    out = _kernel(lib, *rnd, stride, padding, groups)
+    return out is not None and torch.equal(out, _aten(*rnd, stride, padding, groups))
+
+
+def conv2d_weight_grad(grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence[int],
+                       padding: Sequence[int], dilation: Sequence[int] = (1, 1),
+                       groups: int = 1) -> Tensor:
+    """The weight gradient of ``conv2d(x, weight, stride, padding, dilation, groups)`` for
+    output gradient ``grad``, bit-identical to ATen's (``aten.convolution_backward``).
+
+    The kernel runs where :func:`applies` holds (CPU, float32, channels-last ``x`` and ``grad``,
+    groups 1 or depthwise, no dilation, a kernel larger than 1x1, output channels a multiple
+    of 8) and the build and the self-check (module docstring) passed; ATen computes it
+    everywhere else.
+
+    Args:
+        grad (Tensor): ``[N, O, OH, OW]`` output gradient.
+        x (Tensor): ``[N, I, H, W]`` conv input.
+        weight (Tensor): ``[O, I / groups, KH, KW]`` weight (its shape, strides and memory
+            format are used: ATen picks its kernel by them).
+        stride, padding, dilation (Sequence[int]): The conv's ``(h, w)`` geometry.
+        groups (int): The conv's groups. Defaults to 1.
+
+    Returns:
+        Tensor: ``[O, I / groups, KH, KW]``, in ``weight``'s memory format.
+    """
+    if not applies(x, grad, weight, stride, padding, dilation, groups):
+        return torch.ops.aten.convolution_backward(
+            grad, x, weight, None, list(stride), list(padding), list(dilation), False, [0, 0],
+            groups, [False, True, False])[1]
+    stride, padding = tuple(stride), tuple(padding)
+    # ATen's order can depend on the thread count and the strides (for some depthwise convs)
+    key = (tuple(x.shape), x.stride(), tuple(grad.shape), grad.stride(), tuple(weight.shape),
+           weight.stride(), stride, padding, groups, torch.get_num_threads())
+    ok = _checked.get(key)
+    lib = _library() if ok is not False else None
+    if lib is not None and ok is None:
+        ok = _checked[key] = _self_check(lib, grad, x, weight, stride, padding, groups)
+        if not ok:  # ATen sums in another order there (another oneDNN kernel or split)
+            print_log(f'mmspike: the conv weight-gradient kernel does not reproduce ATen\'s bits '
+                      f'for input {tuple(x.shape)}, weight {tuple(weight.shape)}, stride '
+                      f'{stride}, padding {padding}, groups {groups}, '
+                      f'{torch.get_num_threads()} threads: ATen computes that gradient',
+                      logger='current', level=logging.DEBUG)
+    out = _kernel(lib, grad, x, weight, stride, padding, groups) if ok else None
+    return _aten(grad, x, weight, stride, padding, groups) if out is None else out
+
+
+def checked_geometries() -> Dict[Tuple, bool]:
+    """The geometries checked so far and whether the kernel reproduced ATen's bits there."""
+    return dict(_checked)
