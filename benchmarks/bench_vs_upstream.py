@@ -35,10 +35,11 @@ configuration's in the same round (a paired ratio: on a shared VM single runs mo
 * inference img/s: eval mode under ``torch.no_grad``; ``fast+fold`` also folds the BNs into
   the convs (:func:`mmspike.models.layers.fuse_conv_bn`; exact up to float rounding);
 * with ``--conv-floor``, each configuration's convolutions alone: the ``aten.convolution`` and
-  ``aten.convolution_backward`` calls of one step, recorded under a dispatch mode and replayed
-  on the same tensors in the same interleaved run. The fast path must run the same conv
-  kernels as the plain one (bit-identical outputs), so upstream's time over these seconds is
-  the most it could reach if every other op took no time.
+  ``aten.convolution_backward`` calls of one step (and the fast path's weight-gradient kernel,
+  :mod:`mmspike.models.layers.conv_grad`), recorded and replayed on the same tensors in the
+  same interleaved run. The fast path must keep the convolutions' summation order (bit-identical
+  outputs), so upstream's time over these seconds is the most it could reach if every other op
+  took no time.
 
 Peak step memory is measured per configuration in its own subprocess, as in
 ``bench_train_step.py``: the rise of the resident-set high-water mark (``VmHWM`` of
@@ -282,22 +283,38 @@ def inference(model: nn.Module, x) -> Callable[[], None]:
 
 
 def record_convs(fn: Callable[[], None]) -> list:
-    """The convolutions (``aten.convolution`` and ``aten.convolution_backward``, with their
-    arguments) of one call of ``fn``, seen under a dispatch mode (which the fast path does not
-    treat as an observer: it still fuses)."""
+    """The convolutions of one call of ``fn``, with their arguments: ``aten.convolution`` and
+    ``aten.convolution_backward`` seen under a dispatch mode (which the fast path does not treat
+    as an observer: it still fuses), and the fast path's weight-gradient kernel
+    (:func:`mmspike.models.layers.conv_grad.conv2d_weight_grad`, a C call no dispatch mode
+    sees; recorded as itself, the ATen ops it may run inside not again)."""
     from torch.utils._python_dispatch import TorchDispatchMode
+    from mmspike.models.layers import conv_grad
     ops = {torch.ops.aten.convolution.default, torch.ops.aten.convolution_backward.default}
-    calls = []
+    calls, inside = [], []
+    kernel = conv_grad.conv2d_weight_grad
 
     class Recorder(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            if func in ops:
+            if func in ops and not inside:
                 calls.append((func, args, kwargs))
             return func(*args, **kwargs)
 
-    with Recorder():
-        fn()
+    def recorded_kernel(*args, **kwargs):
+        calls.append((kernel, args, kwargs))
+        inside.append(True)
+        try:
+            return kernel(*args, **kwargs)
+        finally:
+            inside.pop()
+
+    conv_grad.conv2d_weight_grad = recorded_kernel  # instrumentation, undone below
+    try:
+        with Recorder():
+            fn()
+    finally:
+        conv_grad.conv2d_weight_grad = kernel
     return calls
 
 
