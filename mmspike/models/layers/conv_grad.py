@@ -10,7 +10,7 @@ the weight gradient is
 
 oneDNN's float32 AVX2 kernel behind ``aten.convolution_backward`` sums it, for kernels larger
 than 1x1, as ONE fused multiply-add chain per weight over the output pixels in ``(n, o_h, o_w)``
-order, starting from +0, with the taps that fall into the padding left out (found by comparing
+order, starting from +0 (found by comparing
 candidate orders bit for bit; 1 and 2 threads give the same bits); so does its channels-last
 depthwise kernel (``i = o``). On channels-last tensors these reach a quarter of the CPU's FMA
 peak or less, so in E-SpikeFormer's training step the backward of the 3x3 convolutions takes
@@ -202,6 +202,7 @@ def applies(x: Tensor, grad: Tensor, weight: Tensor, stride: Sequence[int],
     depthwise = groups > 1 and groups == O == x.shape[1] and Ig == 1
     return (x.device.type == 'cpu' and x.dtype == grad.dtype == weight.dtype == torch.float32
             and (groups == 1 or depthwise) and tuple(dilation) == (1, 1) and KH * KW > 1
+            and padding[0] < KH and padding[1] < KW  # every output pixel sees the input
             and O % 8 == 0 and _channels_last(x) and _channels_last(grad) and x.numel() > 0
             and grad.numel() > 0)
 
@@ -247,9 +248,10 @@ def conv2d_weight_grad(grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence
     output gradient ``grad``, bit-identical to ATen's (``aten.convolution_backward``).
 
     The kernel runs where :func:`applies` holds (CPU, float32, channels-last ``x`` and ``grad``,
-    groups 1 or depthwise, no dilation, a kernel larger than 1x1, output channels a multiple
-    of 8) and the build and the self-check (module docstring) passed; ATen computes it
-    everywhere else.
+    groups 1 or depthwise, no dilation, a kernel larger than 1x1 and than the padding, output
+    channels a multiple of 8) and the build and the self-check (module docstring) passed, and
+    its result is kept when it is finite; ATen computes it everywhere else (non-finite inputs
+    included: ATen's products with the padding's zeros turn an infinity into NaN there).
 
     Args:
         grad (Tensor): ``[N, O, OH, OW]`` output gradient.
@@ -281,7 +283,12 @@ def conv2d_weight_grad(grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence
                       f'{torch.get_num_threads()} threads: ATen computes that gradient',
                       logger='current', level=logging.DEBUG)
     out = _kernel(lib, grad, x, weight, stride, padding, groups) if ok else None
-    return _aten(grad, x, weight, stride, padding, groups) if out is None else out
+    # ATen multiplies the padding's zeros too (inf * 0 = NaN), the kernel skips them: equal for
+    # finite inputs only. A non-finite input reaches some weight's chain through a tap inside
+    # the input (padding < kernel), so a finite result means finite inputs.
+    if out is None or not bool(torch.isfinite(out).all()):
+        return _aten(grad, x, weight, stride, padding, groups)
+    return out
 
 
 def checked_geometries() -> Dict[Tuple, bool]:

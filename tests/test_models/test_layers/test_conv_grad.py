@@ -111,3 +111,18 @@ def test_fast_path_training_uses_it_and_keeps_plain_bits():
     before = conv_grad.checked_geometries()
     grads('fast')
     assert conv_grad.checked_geometries() == before
+
+
+def test_non_finite_gradients_give_atens_nans():
+    """ATen multiplies the padding's zeros too (inf * 0 = NaN); the result must still be its."""
+    g, x, w = _case(1, 8, 16, 6, 3, 1, 1, seed=3)
+    g = g.clone()
+    g[0, :, 0, 0] = float('inf')  # a corner: five of its taps are padding
+    g[0, 3, 2, 2] = float('nan')
+    expected = _aten(g, x, w, (1, 1), (1, 1), 1)
+    out = conv_grad.conv2d_weight_grad(g, x, w, (1, 1), (1, 1))
+    assert expected.isnan().sum() > 72  # NaN from the padding, not only from the NaN pixel
+    assert torch.equal(out.isnan(), expected.isnan())
+    assert torch.equal(out.nan_to_num(0.0), expected.nan_to_num(0.0))
+    # padding as large as the kernel: pixels that see only padding; left to ATen
+    assert not conv_grad.applies(x, g, w, (1, 1), (3, 3), (1, 1), 1)
