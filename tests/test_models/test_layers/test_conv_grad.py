@@ -1,4 +1,6 @@
 """The conv weight-gradient kernel against ATen's own weight gradient, bit for bit."""
+import warnings
+
 import pytest
 import torch
 
@@ -126,3 +128,19 @@ def test_non_finite_gradients_give_atens_nans():
     assert torch.equal(out.nan_to_num(0.0), expected.nan_to_num(0.0))
     # padding as large as the kernel: pixels that see only padding; left to ATen
     assert not conv_grad.applies(x, g, w, (1, 1), (3, 3), (1, 1), 1)
+
+
+def test_without_a_compiler_aten_computes_it_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv('MMSPIKE_KERNEL_CACHE', str(tmp_path))  # nothing built there yet
+    monkeypatch.setenv('CC', str(tmp_path / 'no-such-compiler'))
+    monkeypatch.setattr(conv_grad, '_lib', None)
+    monkeypatch.setattr(conv_grad, '_load_error', None)
+    monkeypatch.setattr(conv_grad, '_checked', {})
+    g, x, w = _case(2, 16, 16, 8, 3, 1, 1)
+    with pytest.warns(UserWarning, match='cannot be built.*no-such-compiler'):
+        out = conv_grad.conv2d_weight_grad(g, x, w, (1, 1), (1, 1))
+    assert torch.equal(out, _aten(g, x, w, (1, 1), (1, 1), 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # once: the second call is silent
+        out = conv_grad.conv2d_weight_grad(g, x, w, (1, 1), (1, 1))
+    assert torch.equal(out, _aten(g, x, w, (1, 1), (1, 1), 1))
