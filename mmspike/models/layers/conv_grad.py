@@ -10,8 +10,8 @@ the weight gradient is
 
 oneDNN's float32 AVX2 kernel behind ``aten.convolution_backward`` sums it, for kernels larger
 than 1x1, as ONE fused multiply-add chain per weight over the output pixels in ``(n, o_h, o_w)``
-order, starting from +0 (found by comparing
-candidate orders bit for bit; 1 and 2 threads give the same bits); so does its channels-last
+order, starting from +0 (found by comparing candidate orders bit for bit; 1 and 2 threads give
+the same bits); so does its channels-last
 depthwise kernel (``i = o``). On channels-last tensors these reach a quarter of the CPU's FMA
 peak or less, so in E-SpikeFormer's training step the backward of the 3x3 convolutions takes
 four times their forward, that of the 7x7 depthwise ones six times. :func:`conv2d_weight_grad`
@@ -207,10 +207,11 @@ def applies(x: Tensor, grad: Tensor, weight: Tensor, stride: Sequence[int],
             and grad.numel() > 0)
 
 
-def _aten(grad: Tensor, x: Tensor, weight: Tensor, stride, padding, groups) -> Tensor:
+def _aten(grad: Tensor, x: Tensor, weight: Tensor, stride, padding, groups,
+          dilation=(1, 1)) -> Tensor:
     return torch.ops.aten.convolution_backward(
-        grad, x, weight, None, list(stride), list(padding), [1, 1], False, [0, 0], groups,
-        [False, True, False])[1]
+        grad, x, weight, None, list(stride), list(padding), list(dilation), False, [0, 0],
+        groups, [False, True, False])[1]
 
 
 def _kernel(lib: ctypes.CDLL, grad: Tensor, x: Tensor, weight: Tensor, stride, padding,
@@ -265,9 +266,7 @@ def conv2d_weight_grad(grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence
         Tensor: ``[O, I / groups, KH, KW]``, in ``weight``'s memory format.
     """
     if not applies(x, grad, weight, stride, padding, dilation, groups):
-        return torch.ops.aten.convolution_backward(
-            grad, x, weight, None, list(stride), list(padding), list(dilation), False, [0, 0],
-            groups, [False, True, False])[1]
+        return _aten(grad, x, weight, stride, padding, groups, dilation)
     stride, padding = tuple(stride), tuple(padding)
     # ATen's order can depend on the thread count and the strides (for some depthwise convs)
     key = (tuple(x.shape), x.stride(), tuple(grad.shape), grad.stride(), tuple(weight.shape),
