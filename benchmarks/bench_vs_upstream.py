@@ -286,13 +286,13 @@ def record_convs(fn: Callable[[], None]) -> list:
     """The convolutions of one call of ``fn``, with their arguments: ``aten.convolution`` and
     ``aten.convolution_backward`` seen under a dispatch mode (which the fast path does not treat
     as an observer: it still fuses), and the fast path's weight-gradient kernel
-    (:func:`mmspike.models.layers.conv_grad.conv2d_weight_grad`, a C call no dispatch mode
+    (:func:`mmspike.models.layers.conv_grad.conv2d_param_grads`, a C call no dispatch mode
     sees; recorded as itself, the ATen ops it may run inside not again)."""
     from torch.utils._python_dispatch import TorchDispatchMode
     from mmspike.models.layers import conv_grad
     ops = {torch.ops.aten.convolution.default, torch.ops.aten.convolution_backward.default}
     calls, inside = [], []
-    kernel = conv_grad.conv2d_weight_grad
+    kernel = conv_grad.conv2d_param_grads
 
     class Recorder(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -309,12 +309,12 @@ def record_convs(fn: Callable[[], None]) -> list:
         finally:
             inside.pop()
 
-    conv_grad.conv2d_weight_grad = recorded_kernel  # instrumentation, undone below
+    conv_grad.conv2d_param_grads = recorded_kernel  # instrumentation, undone below
     try:
         with Recorder():
             fn()
     finally:
-        conv_grad.conv2d_weight_grad = kernel
+        conv_grad.conv2d_param_grads = kernel
     return calls
 
 

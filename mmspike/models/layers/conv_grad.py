@@ -115,6 +115,22 @@ TILE(1, 6) TILE(1, 5) TILE(1, 4) TILE(1, 3) TILE(1, 2) TILE(1, 1)
 DW_TILE(1) DW_TILE(2) DW_TILE(3) DW_TILE(4) DW_TILE(5) DW_TILE(6) DW_TILE(7) DW_TILE(8)
 DW_TILE(9) DW_TILE(10) DW_TILE(11) DW_TILE(12)
 
+/* Adds to out[0 .. 8 * nv) the chain over rows g[0 .. P) (row stride O) from +0. */
+__attribute__((target("avx2"))) static void bias_chain(const float *g, float *out, int64_t P,
+                                                      int64_t O, int64_t nv) {
+  __m256 z = _mm256_setzero_ps(), a0 = z, a1 = z, a2 = z, a3 = z;
+  for (int64_t p = 0; p < P; ++p, g += O) {
+    a0 = _mm256_add_ps(a0, _mm256_loadu_ps(g));
+    if (nv > 1) a1 = _mm256_add_ps(a1, _mm256_loadu_ps(g + 8));
+    if (nv > 2) a2 = _mm256_add_ps(a2, _mm256_loadu_ps(g + 16));
+    if (nv > 3) a3 = _mm256_add_ps(a3, _mm256_loadu_ps(g + 24));
+  }
+  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), a0));
+  if (nv > 1) _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_loadu_ps(out + 8), a1));
+  if (nv > 2) _mm256_storeu_ps(out + 16, _mm256_add_ps(_mm256_loadu_ps(out + 16), a2));
+  if (nv > 3) _mm256_storeu_ps(out + 24, _mm256_add_ps(_mm256_loadu_ps(out + 24), a3));
+}
+
 typedef void (*tile_fn)(const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t,
                         int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                         int64_t, int64_t, int64_t, int64_t);
@@ -165,13 +181,37 @@ int conv_wgrad_f32(const float *x, const float *g, float *acc, int64_t N, int64_
   }
   return 0;
 }
+
+/* g: [N, PI, O] (channels-last output gradient, PI = OH * OW pixels per image), out: [O]
+   (written): per channel, one addition chain over the pixels of each of `chunks` consecutive
+   groups of images (the first N % chunks groups one image larger), the groups' sums added in
+   order to +0 (chunks = 1: one chain over all pixels). Returns -1 (nothing written) without
+   AVX2 or when O is not a multiple of 8. */
+int conv_bgrad_f32(const float *g, float *out, int64_t N, int64_t PI, int64_t O, int64_t chunks,
+                   int nthreads) {
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || O % 8 || chunks < 1) return -1;
+  memset(out, 0, sizeof(float) * O);
+  int64_t nb = (O / 8 + 3) / 4;  /* blocks of up to 32 channels */
+  #pragma omp parallel for num_threads(nthreads) schedule(static)
+  for (int64_t b = 0; b < nb; ++b) {
+    int64_t nv = O - 32 * b < 32 ? (O - 32 * b) / 8 : 4;
+    for (int64_t c = 0, n0 = 0; c < chunks && n0 < N; ++c) {
+      int64_t n1 = n0 + N / chunks + (c < N % chunks);
+      bias_chain(g + (n0 * PI * O) + 32 * b, out + 32 * b, (n1 - n0) * PI, O, nv);
+      n0 = n1;
+    }
+  }
+  return 0;
+}
 '''
 
 _lock = threading.Lock()
 _lib: Optional[ctypes.CDLL] = None
 _load_error: Optional[str] = None
-#: geometry -> whether the kernel's bits equal ATen's there (checked on its first call)
-_checked: Dict[tuple, bool] = {}
+#: geometry -> (whether the kernel's weight-gradient bits equal ATen's there, the image groups
+#: of the bias gradient or None), checked on its first call
+_checked: Dict[tuple, Tuple[bool, Optional[int]]] = {}
 
 
 def _library() -> Optional[ctypes.CDLL]:
@@ -183,6 +223,8 @@ def _library() -> Optional[ctypes.CDLL]:
                 i64, vp = ctypes.c_int64, ctypes.c_void_p
                 lib.conv_wgrad_f32.argtypes = [vp, vp, vp] + [i64] * 13 + [ctypes.c_int] * 2
                 lib.conv_wgrad_f32.restype = ctypes.c_int
+                lib.conv_bgrad_f32.argtypes = [vp, vp, i64, i64, i64, i64, ctypes.c_int]
+                lib.conv_bgrad_f32.restype = ctypes.c_int
                 _lib = lib
             except Exception as e:  # no compiler, read-only cache, ...
                 _load_error = f'{type(e).__name__}: {e}'
@@ -207,11 +249,13 @@ def applies(x: Tensor, grad: Tensor, weight: Tensor, stride: Sequence[int],
             and grad.numel() > 0)
 
 
-def _aten(grad: Tensor, x: Tensor, weight: Tensor, stride, padding, groups,
-          dilation=(1, 1)) -> Tensor:
-    return torch.ops.aten.convolution_backward(
-        grad, x, weight, None, list(stride), list(padding), list(dilation), False, [0, 0],
-        groups, [False, True, False])[1]
+def _aten(grad: Tensor, x: Tensor, weight: Tensor, stride, padding, groups, dilation=(1, 1),
+          bias: bool = False, weight_grad: bool = True
+          ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+    _, gw, gb = torch.ops.aten.convolution_backward(
+        grad, x, weight, [weight.shape[0]] if bias else None, list(stride), list(padding),
+        list(dilation), False, [0, 0], groups, [False, weight_grad, bias])
+    return gw, gb
 
 
 def _kernel(lib: ctypes.CDLL, grad: Tensor, x: Tensor, weight: Tensor, stride, padding,
@@ -231,28 +275,56 @@ def _kernel(lib: ctypes.CDLL, grad: Tensor, x: Tensor, weight: Tensor, stride, p
     return out.contiguous(memory_format=layout)
 
 
+def _bias_kernel(lib: ctypes.CDLL, grad: Tensor, chunks: int) -> Optional[Tensor]:
+    """The kernel's bias gradient summed in ``chunks`` groups of images, or None where it does
+    not run (no AVX2)."""
+    N, O, OH, OW = grad.shape
+    out = torch.empty(O)
+    if lib.conv_bgrad_f32(grad.data_ptr(), out.data_ptr(), N, OH * OW, O, chunks,
+                          torch.get_num_threads()) != 0:
+        return None
+    return out
+
+
 def _self_check(lib: ctypes.CDLL, grad: Tensor, x: Tensor, weight: Tensor, stride, padding,
-                groups: int) -> bool:
-    """Whether the kernel gives ATen's bits on random normal tensors of this geometry and these
-    strides (any other summation order shows on them; spike inputs can hide one)."""
+                groups: int) -> Tuple[bool, Optional[int]]:
+    """Whether the kernel gives ATen's weight gradient bits on random normal tensors of this
+    geometry and these strides (any other summation order shows on them; spike inputs can hide
+    one), and in how many groups of images the bias gradient is summed there (one chain, or
+    one per thread; None: neither)."""
     gen = torch.Generator().manual_seed(0)
     rnd = [torch.empty_strided(t.shape, t.stride()).normal_(generator=gen)
            for t in (grad, x, weight)]
+    gw, gb = _aten(*rnd, stride, padding, groups, bias=True)
     out = _kernel(lib, *rnd, stride, padding, groups)
-    return out is not None and torch.equal(out, _aten(*rnd, stride, padding, groups))
+    chunks = None
+    for c in dict.fromkeys((1, min(torch.get_num_threads(), grad.shape[0]))):
+        b = _bias_kernel(lib, rnd[0], c)
+        if b is not None and torch.equal(b, gb):
+            chunks = c
+            break
+    return out is not None and torch.equal(out, gw), chunks
 
 
-def conv2d_weight_grad(grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence[int],
+def conv2d_param_grads(grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence[int],
                        padding: Sequence[int], dilation: Sequence[int] = (1, 1),
-                       groups: int = 1) -> Tensor:
-    """The weight gradient of ``conv2d(x, weight, stride, padding, dilation, groups)`` for
-    output gradient ``grad``, bit-identical to ATen's (``aten.convolution_backward``).
+                       groups: int = 1, bias: bool = False
+                       ) -> Tuple[Tensor, Optional[Tensor]]:
+    """The weight (and bias) gradient of ``conv2d(x, weight, bias, stride, padding, dilation,
+    groups)`` for output gradient ``grad``, bit-identical to ATen's
+    (``aten.convolution_backward``).
 
     The kernel runs where :func:`applies` holds (CPU, float32, channels-last ``x`` and ``grad``,
     groups 1 or depthwise, no dilation, a kernel larger than 1x1 and than the padding, output
     channels a multiple of 8) and the build and the self-check (module docstring) passed, and
     its result is kept when it is finite; ATen computes it everywhere else (non-finite inputs
     included: ATen's products with the padding's zeros turn an infinity into NaN there).
+
+    ATen computes the bias gradient inside oneDNN's weight-gradient kernel (alone it costs as
+    much as both): one addition chain per channel over the output pixels in ``(n, o_h, o_w)``
+    order, or, where oneDNN splits the images between threads (few output channels), one chain
+    per thread's share of the images, the shares added in order. The self-check finds which
+    (:func:`checked_geometries`); the kernel then sums it the same way.
 
     Args:
         grad (Tensor): ``[N, O, OH, OW]`` output gradient.
@@ -261,35 +333,58 @@ def conv2d_weight_grad(grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence
             format are used: ATen picks its kernel by them).
         stride, padding, dilation (Sequence[int]): The conv's ``(h, w)`` geometry.
         groups (int): The conv's groups. Defaults to 1.
+        bias (bool): Whether the bias gradient is wanted too. Defaults to False.
 
     Returns:
-        Tensor: ``[O, I / groups, KH, KW]``, in ``weight``'s memory format.
+        tuple[Tensor, Tensor | None]: the ``[O, I / groups, KH, KW]`` weight gradient, in
+        ``weight``'s memory format, and the ``[O]`` bias gradient (None without ``bias``).
     """
     if not applies(x, grad, weight, stride, padding, dilation, groups):
-        return _aten(grad, x, weight, stride, padding, groups, dilation)
+        return _aten(grad, x, weight, stride, padding, groups, dilation, bias)
     stride, padding = tuple(stride), tuple(padding)
     # ATen's order can depend on the thread count and the strides (for some depthwise convs)
     key = (tuple(x.shape), x.stride(), tuple(grad.shape), grad.stride(), tuple(weight.shape),
            weight.stride(), stride, padding, groups, torch.get_num_threads())
-    ok = _checked.get(key)
-    lib = _library() if ok is not False else None
-    if lib is not None and ok is None:
-        ok = _checked[key] = _self_check(lib, grad, x, weight, stride, padding, groups)
-        if not ok:  # ATen sums in another order there (another oneDNN kernel or split)
+    state = _checked.get(key)
+    lib = _library() if state != (False, None) else None
+    if lib is not None and state is None:
+        state = _checked[key] = _self_check(lib, grad, x, weight, stride, padding, groups)
+        if not state[0]:  # ATen sums in another order there (another oneDNN kernel or split)
             print_log(f'mmspike: the conv weight-gradient kernel does not reproduce ATen\'s bits '
                       f'for input {tuple(x.shape)}, weight {tuple(weight.shape)}, stride '
                       f'{stride}, padding {padding}, groups {groups}, '
                       f'{torch.get_num_threads()} threads: ATen computes that gradient',
                       logger='current', level=logging.DEBUG)
-    out = _kernel(lib, grad, x, weight, stride, padding, groups) if ok else None
+    w_ok, chunks = state if lib is not None else (False, None)
+    gw = _kernel(lib, grad, x, weight, stride, padding, groups) if w_ok else None
+    gb = _bias_kernel(lib, grad, chunks) if bias and chunks is not None else None
     # ATen multiplies the padding's zeros too (inf * 0 = NaN), the kernel skips them: equal for
     # finite inputs only. A non-finite input reaches some weight's chain through a tap inside
-    # the input (padding < kernel), so a finite result means finite inputs.
-    if out is None or not bool(torch.isfinite(out).all()):
-        return _aten(grad, x, weight, stride, padding, groups)
-    return out
+    # the input (padding < kernel), so a finite result means finite inputs (a non-finite
+    # ``grad`` makes the weight gradient non-finite too).
+    if gw is not None and not bool(torch.isfinite(gw).all()):
+        gw = gb = None
+    if gw is None or (bias and gb is None):
+        aw, ab = _aten(grad, x, weight, stride, padding, groups, bias=bias and gb is None,
+                       weight_grad=gw is None)
+        gw, gb = (aw if gw is None else gw), (ab if gb is None else gb)
+    return gw, gb
+
+
+def conv2d_weight_grad(grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence[int],
+                       padding: Sequence[int], dilation: Sequence[int] = (1, 1),
+                       groups: int = 1) -> Tensor:
+    """The weight gradient alone: :func:`conv2d_param_grads` without ``bias``."""
+    return conv2d_param_grads(grad, x, weight, stride, padding, dilation, groups)[0]
 
 
 def checked_geometries() -> Dict[Tuple, bool]:
-    """The geometries checked so far and whether the kernel reproduced ATen's bits there."""
-    return dict(_checked)
+    """The geometries checked so far and whether the kernel reproduced ATen's weight-gradient
+    bits there."""
+    return {key: w_ok for key, (w_ok, _) in _checked.items()}
+
+
+def checked_bias_orders() -> Dict[Tuple, Optional[int]]:
+    """The geometries checked so far and in how many groups of images the kernel sums the bias
+    gradient there to reproduce ATen's bits (None: ATen computes it)."""
+    return {key: chunks for key, (_, chunks) in _checked.items()}

@@ -6,10 +6,10 @@ element for backward (:mod:`mmspike.models.neurons.kernels`): the spike count re
 conv's input for the weight gradient, the window bit gives the neuron's gradient. The plain
 composition keeps the float membrane (for ``clamp``) *and* the float spikes (for the conv): eight
 bytes per element instead of one. Forward and gradients are bit-identical to it: the convs and
-their backward run the same ATen kernels on the same values (except the weight gradients of
-channels-last float32 kxk and depthwise convs, which :mod:`.conv_grad` computes in ATen's own
-summation order, faster, where its self-check passes), and the gradients of convs sharing one
-input are summed in autograd's order. Under autocast (bf16 / fp16, the ``--amp`` training
+their backward run the same ATen kernels on the same values (except the weight and bias
+gradients of channels-last float32 kxk and depthwise convs, which :mod:`.conv_grad` computes
+in ATen's own summation order, faster, where its self-check passes), and the gradients of convs
+sharing one input are summed in autograd's order. Under autocast (bf16 / fp16, the ``--amp`` training
 path) the convs run in the autocast dtype forward and backward, as the plain composition runs
 them, while the spikes stay exact integer counts in the same one-byte code; the kernels run on
 the neuron's ``kernel_backend``. An inference-mode BatchNorm before the neuron can run inside
@@ -95,13 +95,14 @@ class _SpikeConvs(torch.autograd.Function):
             own_wgrad = mask[1] and c_kernels and conv_grad.applies(
                 sc, g, wc, stride, padding, dilation, groups)
             gi = gw = gb = None
-            if mask[0] or mask[2] or not own_wgrad:
+            if mask[0] or not own_wgrad:
                 gi, gw, gb = torch.ops.aten.convolution_backward(
                     g, sc, wc, [w.shape[0]] if ctx.has_bias[i] else None, stride, padding,
                     dilation, False, [0] * len(stride), groups,
-                    [mask[0], mask[1] and not own_wgrad, mask[2]])
+                    [mask[0], mask[1] and not own_wgrad, mask[2] and not own_wgrad])
             if own_wgrad:  # ATen's bits, faster (conv_grad's docstring)
-                gw = conv_grad.conv2d_weight_grad(g, sc, wc, stride, padding, dilation, groups)
+                gw, gb = conv_grad.conv2d_param_grads(g, sc, wc, stride, padding, dilation,
+                                                      groups, bias=mask[2])
             param_grads[2 * i] = None if gw is None else gw.to(w.dtype)
             param_grads[2 * i + 1] = None if gb is None else gb.to(ctx.bias_dtypes[i])
             if need_x:

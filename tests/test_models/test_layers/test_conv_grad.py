@@ -1,4 +1,4 @@
-"""The conv weight-gradient kernel against ATen's own weight gradient, bit for bit."""
+"""The conv weight- and bias-gradient kernel against ATen's own gradients, bit for bit."""
 import warnings
 
 import pytest
@@ -67,6 +67,34 @@ def test_weight_grad_is_atens_bit_for_bit(geometry, threads):
         assert used is True, 'the kernel no longer reproduces ATen here'
 
 
+@pytest.mark.parametrize('geometry', GEOMETRIES + [(3, 13, 8, 9, 3, 1, 1, 1),
+                                      (5, 16, 24, 7, 3, 2, 1, 1)])
+@pytest.mark.parametrize('threads', [1, 2])
+def test_bias_grad_is_atens_bit_for_bit(geometry, threads):
+    """The bias gradient comes with the weight gradient and equals ATen's (one chain over the
+    pixels, or one per thread's share of the images where oneDNN splits them: few output
+    channels at 2 threads, as the odd batch sizes here make visible)."""
+    N, I, O, H, k, stride, padding, groups = geometry
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for spikes in (True, False):
+            g, x, w = _case(N, I, O, H, k, stride, padding, groups, spikes=spikes)
+            _, ew, eb = torch.ops.aten.convolution_backward(
+                g, x, w, [O], [stride] * 2, [padding] * 2, [1, 1], False, [0, 0], groups,
+                [False, True, True])
+            gw, gb = conv_grad.conv2d_param_grads(g, x, w, (stride, ) * 2, (padding, ) * 2,
+                                                  (1, 1), groups, bias=True)
+            assert torch.equal(gw, ew) and torch.equal(gb, eb) and gb.shape == (O, )
+            assert conv_grad.conv2d_param_grads(g, x, w, (stride, ) * 2, (padding, ) * 2,
+                                                (1, 1), groups)[1] is None
+    finally:
+        torch.set_num_threads(before)
+    chunks = conv_grad.checked_bias_orders()[_key(g, x, w, stride, padding, groups, threads)]
+    if AVX2 and groups == 1:  # measured: one of the two orders for every dense conv
+        assert chunks in (1, min(threads, N)), 'the kernel no longer sums the bias as ATen'
+
+
 def test_outside_the_kernel_aten_computes_it():
     """NCHW, float64, 1x1 and dilated convs go to ATen (same bits, nothing checked)."""
     before = conv_grad.checked_geometries()
@@ -122,10 +150,15 @@ def test_non_finite_gradients_give_atens_nans():
     g[0, :, 0, 0] = float('inf')  # a corner: five of its taps are padding
     g[0, 3, 2, 2] = float('nan')
     expected = _aten(g, x, w, (1, 1), (1, 1), 1)
-    out = conv_grad.conv2d_weight_grad(g, x, w, (1, 1), (1, 1))
+    out, gb = conv_grad.conv2d_param_grads(g, x, w, (1, 1), (1, 1), bias=True)
     assert expected.isnan().sum() > 72  # NaN from the padding, not only from the NaN pixel
     assert torch.equal(out.isnan(), expected.isnan())
     assert torch.equal(out.nan_to_num(0.0), expected.nan_to_num(0.0))
+    eb = torch.ops.aten.convolution_backward(g, x, w, [16], [1, 1], [1, 1], [1, 1], False,
+                                             [0, 0], 1, [False, False, True])[2]
+    assert gb.isnan().sum() == 1 and gb.isinf().sum() == 15  # NaN only where the NaN was
+    assert torch.equal(gb.isnan(), eb.isnan())
+    assert torch.equal(gb.nan_to_num(0.0), eb.nan_to_num(0.0))
     # padding as large as the kernel: pixels that see only padding; left to ATen
     assert not conv_grad.applies(x, g, w, (1, 1), (3, 3), (1, 1), 1)
 
