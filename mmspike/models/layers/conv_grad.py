@@ -1,7 +1,7 @@
-"""Weight gradient of a CPU convolution in ATen's own summation order, 2-3x faster.
+"""Weight and bias gradients of a CPU convolution in ATen's own summation order, 2-4x faster.
 
-For ``y = conv2d(x, W)`` (groups 1 or depthwise, no dilation, stride ``s``, zero padding ``p``)
-the weight gradient is
+For ``y = conv2d(x, W) + b`` (groups 1 or depthwise, no dilation, stride ``s``, zero padding
+``p``) the weight gradient is
 
 .. math::
 
@@ -11,13 +11,16 @@ the weight gradient is
 oneDNN's float32 AVX2 kernel behind ``aten.convolution_backward`` sums it, for kernels larger
 than 1x1, as ONE fused multiply-add chain per weight over the output pixels in ``(n, o_h, o_w)``
 order, starting from +0 (found by comparing candidate orders bit for bit; 1 and 2 threads give
-the same bits); so does its channels-last
-depthwise kernel (``i = o``). On channels-last tensors these reach a quarter of the CPU's FMA
-peak or less, so in E-SpikeFormer's training step the backward of the 3x3 convolutions takes
-four times their forward, that of the 7x7 depthwise ones six times. :func:`conv2d_weight_grad`
-runs the same chains, faster: per register tile 16 output x 6 input channels of one tap
-(depthwise: up to 96 channels of one tap), pixel blocks small enough for the caches, each
-weight's chain in one thread (so the bits do not depend on the thread count).
+the same bits); so does its channels-last depthwise kernel (``i = o``). The bias gradient
+:math:`\\sum_{n, o_h, o_w} g_{n,o,o_h,o_w}` comes out of the same kernel (asked for alone, it
+costs as much as both), as one addition chain per channel, or one per thread's share of the
+images added in order (:func:`conv2d_param_grads`). On channels-last tensors these kernels
+reach a quarter of the CPU's FMA peak or less, so in E-SpikeFormer's training step the backward
+of the 3x3 convolutions takes four times their forward, that of the 7x7 depthwise ones six
+times. :func:`conv2d_param_grads` runs the same chains, faster: per register tile 16 output x 6
+input channels of one tap over pixel rows packed contiguously (depthwise: up to 96 channels of
+one tap, on the tensors' own rows), each weight's chain in one thread (so the bits do not depend
+on the thread count).
 
 **Self-check.** The order is an observation about one oneDNN build on one ISA, not a contract,
 and for some depthwise convs it depends on the thread count and the tensors' strides (ATen
@@ -25,7 +28,7 @@ then picks another kernel or splits the sum). So the first call for a geometry (
 strides, stride, padding, groups, thread count) runs the kernel and ATen's weight gradient on
 random normal tensors of it (any other summation order shows on them) and compares the bits;
 a geometry that differs uses ATen from then on (a debug-level log line says which;
-:func:`checked_geometries` lists them all). A failed build (no
+:func:`checked_geometries` and :func:`checked_bias_orders` list them all). A failed build (no
 C compiler) warns once and leaves every gradient to ATen.
 
 Used by the fast path's fused spike convs (:mod:`.fused`) for channels-last float32 tensors when
@@ -45,7 +48,9 @@ from ..neurons import kernels
 
 _SOURCE = r'''
 #include <immintrin.h>
+#include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Register tiles over output pixels p0..p1 (flat (n, oh, ow) index) for tap (kh, kw), adding to
@@ -75,7 +80,8 @@ _SOURCE = r'''
 #define ACCS(z) a0_0 = z, a0_1 = z, a1_0 = z, a1_1 = z, a2_0 = z, a2_1 = z, a3_0 = z, a3_1 = z,    \
     a4_0 = z, a4_1 = z, a5_0 = z, a5_1 = z
 
-/* Dense conv: 8 * OB output channels (o0...) x RI input channels (i0...); acc[.][.][i][o]. */
+/* Dense conv: 8 * OB output channels x RI input channels over P packed pixels (x: 6 floats a
+   pixel, g: 16), adding to ap[i * O + o]. */
 #define LOAD_ROW(r, OB, RI) if ((r) < (RI)) { a##r##_0 = _mm256_loadu_ps(ap + (r) * O);        \
     if ((OB) > 1) a##r##_1 = _mm256_loadu_ps(ap + (r) * O + 8); }
 #define STORE_ROW(r, OB, RI) if ((r) < (RI)) { _mm256_storeu_ps(ap + (r) * O, a##r##_0);       \
@@ -86,12 +92,14 @@ _SOURCE = r'''
 #define ROWS(M, OB, RI) M(0, OB, RI) M(1, OB, RI) M(2, OB, RI) M(3, OB, RI) M(4, OB, RI)        \
     M(5, OB, RI)
 #define TILE(OB, RI)                                                                            \
-__attribute__((target("avx2,fma"))) static void tile_##OB##_##RI(TILE_ARGS) {                  \
-  float *ap = acc + i0 * O + o0;                                                                \
+__attribute__((target("avx2,fma"))) static void tile_##OB##_##RI(                              \
+    const float *xp, const float *gp, float *ap, int64_t P, int64_t O) {                        \
   __m256 z = _mm256_setzero_ps(), ACCS(z);                                                      \
   ROWS(LOAD_ROW, OB, RI)                                                                        \
-  PIXELS(__m256 g0 = _mm256_loadu_ps(gp), g1 = (OB) > 1 ? _mm256_loadu_ps(gp + 8) : g0;         \
-         ROWS(FMA_ROW, OB, RI))                                                                 \
+  for (int64_t p = 0; p < P; ++p, xp += 6, gp += 16) {                                          \
+    __m256 g0 = _mm256_loadu_ps(gp), g1 = (OB) > 1 ? _mm256_loadu_ps(gp + 8) : g0;              \
+    ROWS(FMA_ROW, OB, RI)                                                                       \
+  }                                                                                             \
   ROWS(STORE_ROW, OB, RI)                                                                       \
 }
 
@@ -131,19 +139,97 @@ __attribute__((target("avx2"))) static void bias_chain(const float *g, float *ou
   if (nv > 3) _mm256_storeu_ps(out + 24, _mm256_add_ps(_mm256_loadu_ps(out + 24), a3));
 }
 
-typedef void (*tile_fn)(const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t,
-                        int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                        int64_t, int64_t, int64_t, int64_t);
+typedef void (*tile_fn)(const float *, const float *, float *, int64_t, int64_t);
 static const tile_fn TILES[2][6] = {
   {tile_1_1, tile_1_2, tile_1_3, tile_1_4, tile_1_5, tile_1_6},
   {tile_2_1, tile_2_2, tile_2_3, tile_2_4, tile_2_5, tile_2_6}};
 
-static const tile_fn DW_TILES[12] = {dw_tile_1, dw_tile_2, dw_tile_3, dw_tile_4, dw_tile_5,
+typedef void (*dw_tile_fn)(const float *, const float *, float *, int64_t, int64_t, int64_t,
+                           int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                           int64_t, int64_t, int64_t, int64_t, int64_t);
+static const dw_tile_fn DW_TILES[12] = {dw_tile_1, dw_tile_2, dw_tile_3, dw_tile_4, dw_tile_5,
   dw_tile_6, dw_tile_7, dw_tile_8, dw_tile_9, dw_tile_10, dw_tile_11, dw_tile_12};
+
+/* Dense conv. Each thread owns a share of the input- or output-channel blocks (whichever are
+   more), so every weight's chain runs in one thread, and packs the data of its tiles itself
+   (no barriers): per block of pixels, g as [output block][pixel][16] and, per tap, the tap's
+   inputs as [input block][pixel][6], zeros where the tap falls into the padding (a product
+   +-0 leaves a finite chain's value unchanged: it never holds -0). Contiguous rows keep the
+   tiles at the FMA peak; on the tensors' own rows (strides I and O) they reach half of it. */
+__attribute__((target("avx2,fma"))) static int dense_wgrad(
+    const float *x, const float *g, float *acc, int64_t N, int64_t H, int64_t W, int64_t I,
+    int64_t OH, int64_t OW, int64_t O, int64_t KH, int64_t KW, int64_t sh, int64_t sw,
+    int64_t ph, int64_t pw, int nthreads) {
+  int64_t obs = (O + 15) / 16, ibs = (I + 5) / 6, npix = N * OH * OW;
+  int split_i = ibs >= obs;
+  int64_t nsplit = split_i ? ibs : obs;
+  if (nthreads > nsplit) nthreads = (int)nsplit;
+  int failed = 0;
+  #pragma omp parallel num_threads(nthreads)
+  {
+    int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int64_t lo = nsplit * t / nt, hi = nsplit * (t + 1) / nt;
+    int64_t ib0 = split_i ? lo : 0, ib1 = split_i ? hi : ibs;
+    int64_t ob0 = split_i ? 0 : lo, ob1 = split_i ? obs : hi;
+    int64_t ni = ib1 - ib0, no = ob1 - ob0;
+    /* a block's packed rows (~192 KB) stay in the core's L2 (96-384 KB: the same speed) */
+    int64_t pb = 49152 / (ni * 6 + no * 16);
+    pb = pb < 16 ? 16 : (pb > 1024 ? 1024 : pb);
+    float *xpk = malloc(sizeof(float) * pb * 6 * ni), *gpk = malloc(sizeof(float) * pb * 16 * no);
+    if (!xpk || !gpk) {
+      #pragma omp atomic write
+      failed = 1;
+    } else if (ni > 0 && no > 0) {
+      for (int64_t p0 = 0; p0 < npix; p0 += pb) {
+        int64_t np = npix - p0 < pb ? npix - p0 : pb;
+        for (int64_t q = 0; q < np; ++q) {
+          const float *gr = g + (p0 + q) * O;
+          for (int64_t ob = ob0; ob < ob1; ++ob) {
+            float *d = gpk + ((ob - ob0) * pb + q) * 16;
+            _mm256_storeu_ps(d, _mm256_loadu_ps(gr + ob * 16));
+            _mm256_storeu_ps(d + 8, O - ob * 16 >= 16 ? _mm256_loadu_ps(gr + ob * 16 + 8)
+                                                      : _mm256_setzero_ps());
+          }
+        }
+        for (int64_t kh = 0; kh < KH; ++kh)
+          for (int64_t kw = 0; kw < KW; ++kw) {
+            int64_t n = p0 / (OH * OW), oh = p0 / OW % OH, ow = p0 % OW;
+            for (int64_t q = 0; q < np; ++q, ow = ow + 1 < OW ? ow + 1 : 0) {
+              if (q > 0 && ow == 0 && ++oh == OH) oh = 0, ++n;
+              int64_t ih = oh * sh + kh - ph, iw = ow * sw + kw - pw;
+              const float *xr = ih >= 0 && ih < H && iw >= 0 && iw < W
+                                    ? x + ((n * H + ih) * W + iw) * I : NULL;
+              for (int64_t ib = ib0; ib < ib1; ++ib) {
+                float *d = xpk + ((ib - ib0) * pb + q) * 6;
+                int64_t c0 = ib * 6;
+                if (xr && I - c0 >= 6) {
+                  _mm_storeu_ps(d, _mm_loadu_ps(xr + c0));
+                  memcpy(d + 4, xr + c0 + 4, 8);
+                } else {
+                  memset(d, 0, 24);
+                  if (xr) memcpy(d, xr + c0, sizeof(float) * (I - c0));
+                }
+              }
+            }
+            float *tacc = acc + (kh * KW + kw) * I * O;
+            for (int64_t ob = ob0; ob < ob1; ++ob)
+              for (int64_t ib = ib0; ib < ib1; ++ib) {
+                int ri = I - ib * 6 < 6 ? (int)(I - ib * 6) : 6, obn = O - ob * 16 >= 16 ? 2 : 1;
+                TILES[obn - 1][ri - 1](xpk + (ib - ib0) * pb * 6, gpk + (ob - ob0) * pb * 16,
+                                       tacc + ib * 6 * O + ob * 16, np, O);
+              }
+          }
+      }
+    }
+    free(xpk);
+    free(gpk);
+  }
+  return failed ? -2 : 0;
+}
 
 /* x: [N, H, W, I], g: [N, OH, OW, O] (both channels-last), acc: [KH, KW, I, O], or [KH, KW, C]
    for a depthwise conv (I = O = C) (written). Returns -1 (nothing written) without AVX2 + FMA
-   or when O is not a multiple of 8. */
+   or when O is not a multiple of 8, -2 when memory ran out. */
 int conv_wgrad_f32(const float *x, const float *g, float *acc, int64_t N, int64_t H, int64_t W,
                    int64_t I, int64_t OH, int64_t OW, int64_t O, int64_t KH, int64_t KW,
                    int64_t sh, int64_t sw, int64_t ph, int64_t pw, int depthwise, int nthreads) {
@@ -151,32 +237,23 @@ int conv_wgrad_f32(const float *x, const float *g, float *acc, int64_t N, int64_
   if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) || O % 8) return -1;
   int64_t tap_size = depthwise ? O : I * O;
   memset(acc, 0, sizeof(float) * KH * KW * tap_size);
-  /* tiles: output-channel blocks outer (consecutive tiles share g's columns, which stay in
-     L1), then taps, then input-channel blocks */
-  int64_t obs = depthwise ? (O + 95) / 96 : (O + 15) / 16, ibs = depthwise ? 1 : (I + 5) / 6;
-  int64_t per_ob = KH * KW * ibs, ntiles = obs * per_ob, npix = N * OH * OW;
-  int64_t wide = I > O ? I : O;
+  if (!depthwise)
+    return dense_wgrad(x, g, acc, N, H, W, I, OH, OW, O, KH, KW, sh, sw, ph, pw, nthreads);
+  /* depthwise tiles: channel blocks outer (consecutive tiles share g's columns, which stay in
+     L1), then taps */
+  int64_t obs = (O + 95) / 96, ntiles = obs * KH * KW, npix = N * OH * OW;
   /* a block's g and x rows stay in L2 while every tile of it runs */
-  int64_t pb = 32768 / wide < 64 ? 64 : (32768 / wide > 256 ? 256 : 32768 / wide);
+  int64_t pb = 32768 / O < 64 ? 64 : (32768 / O > 256 ? 256 : 32768 / O);
   #pragma omp parallel num_threads(nthreads)
   for (int64_t p0 = 0; p0 < npix; p0 += pb) {
     int64_t p1 = p0 + pb < npix ? p0 + pb : npix;
     /* static: a tile gets the same thread in every block, so its chain stays in order */
     #pragma omp for schedule(static) nowait
     for (int64_t t = 0; t < ntiles; ++t) {
-      int64_t ob = t / per_ob, rest = t % per_ob, b = rest % ibs, tap = rest / ibs;
-      int64_t kh = tap / KW, kw = tap % KW;
-      float *tacc = acc + tap * tap_size;
-      if (depthwise) {
-        int64_t c0 = ob * 96, nv = (O - c0 < 96 ? O - c0 : 96) / 8;
-        DW_TILES[nv - 1](x, g, tacc, p0, p1, OH, OW, H, W, I, O, kh, kw, sh, sw, ph, pw, c0,
-                         c0);
-      } else {
-        int64_t i0 = b * 6, o0 = ob * 16;
-        int ri = I - i0 < 6 ? (int)(I - i0) : 6, obn = O - o0 >= 16 ? 2 : 1;
-        TILES[obn - 1][ri - 1](x, g, tacc, p0, p1, OH, OW, H, W, I, O, kh, kw, sh, sw, ph, pw,
-                               i0, o0);
-      }
+      int64_t ob = t / (KH * KW), tap = t % (KH * KW), kh = tap / KW, kw = tap % KW;
+      int64_t c0 = ob * 96, nv = (O - c0 < 96 ? O - c0 : 96) / 8;
+      DW_TILES[nv - 1](x, g, acc + tap * tap_size, p0, p1, OH, OW, H, W, I, O, kh, kw, sh, sw,
+                       ph, pw, c0, c0);
     }
   }
   return 0;
