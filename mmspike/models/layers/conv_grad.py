@@ -316,7 +316,7 @@ def _channels_last(t: Tensor) -> bool:
 
 def applies(x: Tensor, grad: Tensor, weight: Tensor, stride: Sequence[int],
             padding: Sequence[int], dilation: Sequence[int], groups: int) -> bool:
-    """Whether :func:`conv2d_weight_grad` can take this conv (it may still defer to ATen)."""
+    """Whether :func:`conv2d_param_grads` can take this conv (it may still defer to ATen)."""
     O, Ig, KH, KW = weight.shape
     depthwise = groups > 1 and groups == O == x.shape[1] and Ig == 1
     return (x.device.type == 'cpu' and x.dtype == grad.dtype == weight.dtype == torch.float32

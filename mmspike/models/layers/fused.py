@@ -9,12 +9,13 @@ bytes per element instead of one. Forward and gradients are bit-identical to it:
 their backward run the same ATen kernels on the same values (except the weight and bias
 gradients of channels-last float32 kxk and depthwise convs, which :mod:`.conv_grad` computes
 in ATen's own summation order, faster, where its self-check passes), and the gradients of convs
-sharing one input are summed in autograd's order. Under autocast (bf16 / fp16, the ``--amp`` training
-path) the convs run in the autocast dtype forward and backward, as the plain composition runs
-them, while the spikes stay exact integer counts in the same one-byte code; the kernels run on
-the neuron's ``kernel_backend``. An inference-mode BatchNorm before the neuron can run inside
-the firing pass, bit-identically (``bn`` of :func:`spike_convs`). (BN folding into the conv
-weights, exact only up to rounding, is :func:`~mmspike.models.layers.rep_conv.fuse_conv_bn`.)
+sharing one input are summed in autograd's order. Under autocast (bf16 / fp16, the ``--amp``
+training path) the convs run in the autocast dtype forward and backward, as the plain
+composition runs them, while the spikes stay exact integer counts in the same one-byte code;
+the kernels run on the neuron's ``kernel_backend``. An inference-mode BatchNorm before the
+neuron can run inside the firing pass, bit-identically (``bn`` of :func:`spike_convs`). (BN
+folding into the conv weights, exact only up to rounding, is
+:func:`~mmspike.models.layers.rep_conv.fuse_conv_bn`.)
 """
 from typing import List, Optional, Sequence, Tuple
 
