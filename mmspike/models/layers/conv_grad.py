@@ -435,10 +435,11 @@ def conv2d_param_grads(grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence
     w_ok, chunks = state if lib is not None else (False, None)
     gw = _kernel(lib, grad, x, weight, stride, padding, groups) if w_ok else None
     gb = _bias_kernel(lib, grad, chunks) if bias and chunks is not None else None
-    # ATen multiplies the padding's zeros too (inf * 0 = NaN), the kernel skips them: equal for
-    # finite inputs only. A non-finite input reaches some weight's chain through a tap inside
-    # the input (padding < kernel), so a finite result means finite inputs (a non-finite
-    # ``grad`` makes the weight gradient non-finite too).
+    # ATen multiplies the padding's zeros too (inf * 0 = NaN), the depthwise kernel skips them
+    # (the dense one multiplies packed zeros): results are kept for finite inputs only. A
+    # non-finite input reaches some weight's chain through a tap inside the input (padding <
+    # kernel), so a finite result means finite inputs (a non-finite ``grad`` makes the weight
+    # gradient non-finite too).
     if gw is not None and not bool(torch.isfinite(gw).all()):
         gw = gb = None
     if gw is None or (bias and gb is None):
