@@ -218,9 +218,10 @@ def check_outputs(models: Dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor
     * eval float64 logits (2x3x32x32) against the first model (upstream when given):
       bit-identical in the same memory format, within 1e-9 (relative) in channels-last (another
       summation order);
-    * train-mode float32 logits of the first 2 images of the benchmark batch (at the benchmark's
-      image size), bit-identical to the first model for the NCHW configurations and to the plain path converted to channels-last for the
-      channels-last ones. (Against upstream in float32 only the same memory format can be
+    * train- and eval-mode float32 logits of the first 2 images of the benchmark batch (at the
+      benchmark's image size), bit-identical to the first model for the NCHW configurations and
+      to the plain path converted to channels-last for the channels-last ones (whose 1x1 convs
+      run :mod:`mmspike.models.layers.conv_fwd`'s kernel where its self-check passes). (Against upstream in float32 only the same memory format can be
       compared: a spiking network turns a last-bit difference into a different spike somewhere
       in a 224x224 batch, and upstream's Conv1d token layers do not run the same channels-last
       kernels as 1x1 Conv2d.)
@@ -236,7 +237,8 @@ def check_outputs(models: Dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor
             return m(inp)
 
     ref64 = run(models[ref_name], torch.float64, False, x64)
-    ref32 = run(models[ref_name], torch.float32, True, x)
+    modes = (True, False)  # train mode (batch statistics), eval mode (running statistics)
+    ref32 = {t: run(models[ref_name], torch.float32, t, x) for t in modes}
     for n in names[1:]:
         cl = MMSPIKE_CONFIGS[n][1]
         out = run(models[n], torch.float64, False, x64)
@@ -247,15 +249,22 @@ def check_outputs(models: Dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor
                      + (f'max |diff| {diff:.3g} (channels-last)' if cl else 'bit-identical'))
         if cl:
             ref = copy.deepcopy(models['plain']).to(memory_format=torch.channels_last)
-            ref_label, expected = 'plain+cl', run(ref, torch.float32, True, x)
+            ref_label, expected = 'plain+cl', {t: run(ref, torch.float32, t, x) for t in modes}
         else:
             ref_label, expected = ref_name, ref32
-        out = run(models[n], torch.float32, True, x)
-        if not torch.equal(out, expected):
-            raise RuntimeError(f'train float32 logits of {n} differ from {ref_label}: max '
-                               f'{(out - expected).abs().max().item():.3g}')
-        lines.append(f'check: train float32 logits ({tuple(x.shape)}) of {n} bit-identical to '
-                     f'{ref_label} (loss {F.cross_entropy(out, y).item():.6f})')
+        for train in modes:
+            out = run(models[n], torch.float32, train, x)
+            mode = 'train' if train else 'eval'
+            if not torch.equal(out, expected[train]):
+                raise RuntimeError(f'{mode} float32 logits of {n} differ from {ref_label}: max '
+                                   f'{(out - expected[train]).abs().max().item():.3g}')
+            lines.append(f'check: {mode} float32 logits ({tuple(x.shape)}) of {n} '
+                         f'bit-identical to {ref_label} (loss '
+                         f'{F.cross_entropy(out, y).item():.6f})')
+    from mmspike.models.layers import conv_fwd
+    ran = sum(conv_fwd.checked_geometries().values())
+    lines.append(f'check: the zero-skipping 1x1 conv kernel reproduced ATen\'s bits for {ran} of '
+                 f'{len(conv_fwd.checked_geometries())} geometries (self-check; the rest ran ATen)')
     return lines
 
 

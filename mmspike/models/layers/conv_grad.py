@@ -36,8 +36,6 @@ the neurons' kernel backend is the C one (``MMSPIKE_KERNELS_DISABLE=c`` turns it
 """
 import ctypes
 import logging
-import threading
-import warnings
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -283,31 +281,15 @@ int conv_bgrad_f32(const float *g, float *out, int64_t N, int64_t PI, int64_t O,
 }
 '''
 
-_lock = threading.Lock()
-_lib: Optional[ctypes.CDLL] = None
-_load_error: Optional[str] = None
+_vp, _i64 = ctypes.c_void_p, ctypes.c_int64
+_LIB = kernels.LazyCLibrary(
+    _SOURCE, 'conv_wgrad',
+    {'conv_wgrad_f32': ([_vp] * 3 + [_i64] * 13 + [ctypes.c_int] * 2, ctypes.c_int),
+     'conv_bgrad_f32': ([_vp, _vp, _i64, _i64, _i64, _i64, ctypes.c_int], ctypes.c_int)},
+    'ATen computes those gradients')
 #: geometry -> (whether the kernel's weight-gradient bits equal ATen's there, the image groups
 #: of the bias gradient or None), checked on its first call
 _checked: Dict[tuple, Tuple[bool, Optional[int]]] = {}
-
-
-def _library() -> Optional[ctypes.CDLL]:
-    global _lib, _load_error
-    with _lock:
-        if _lib is None and _load_error is None:
-            try:
-                lib = kernels.build_c_library(_SOURCE, 'conv_wgrad')
-                i64, vp = ctypes.c_int64, ctypes.c_void_p
-                lib.conv_wgrad_f32.argtypes = [vp, vp, vp] + [i64] * 13 + [ctypes.c_int] * 2
-                lib.conv_wgrad_f32.restype = ctypes.c_int
-                lib.conv_bgrad_f32.argtypes = [vp, vp, i64, i64, i64, i64, ctypes.c_int]
-                lib.conv_bgrad_f32.restype = ctypes.c_int
-                _lib = lib
-            except Exception as e:  # no compiler, read-only cache, ...
-                _load_error = f'{type(e).__name__}: {e}'
-                warnings.warn(f'mmspike: the conv weight-gradient kernel cannot be built '
-                              f'({_load_error}); ATen computes those gradients', stacklevel=3)
-        return _lib
 
 
 def _channels_last(t: Tensor) -> bool:
@@ -423,7 +405,7 @@ def conv2d_param_grads(grad: Tensor, x: Tensor, weight: Tensor, stride: Sequence
     key = (tuple(x.shape), x.stride(), tuple(grad.shape), grad.stride(), tuple(weight.shape),
            weight.stride(), stride, padding, groups, torch.get_num_threads())
     state = _checked.get(key)
-    lib = _library() if state != (False, None) else None
+    lib = _LIB.get() if state != (False, None) else None
     if lib is not None and state is None:
         state = _checked[key] = _self_check(lib, grad, x, weight, stride, padding, groups)
         if not state[0]:  # ATen sums in another order there (another oneDNN kernel or split)

@@ -6,10 +6,11 @@ element for backward (:mod:`mmspike.models.neurons.kernels`): the spike count re
 conv's input for the weight gradient, the window bit gives the neuron's gradient. The plain
 composition keeps the float membrane (for ``clamp``) *and* the float spikes (for the conv): eight
 bytes per element instead of one. Forward and gradients are bit-identical to it: the convs and
-their backward run the same ATen kernels on the same values (except the weight and bias
-gradients of channels-last float32 kxk and depthwise convs, which :mod:`.conv_grad` computes
-in ATen's own summation order, faster, where its self-check passes), and the gradients of convs
-sharing one input are summed in autograd's order. Under autocast (bf16 / fp16, the ``--amp``
+their backward run the same ATen kernels on the same values (except the forward of
+channels-last float32 1x1 convs, which :mod:`.conv_fwd` computes skipping zero spikes, and the
+weight and bias gradients of channels-last float32 kxk and depthwise convs, which
+:mod:`.conv_grad` computes faster; both in ATen's own summation order, where their self-checks
+pass), and the gradients of convs sharing one input are summed in autograd's order. Under autocast (bf16 / fp16, the ``--amp``
 training path) the convs run in the autocast dtype forward and backward, as the plain
 composition runs them, while the spikes stay exact integer counts in the same one-byte code;
 the kernels run on the neuron's ``kernel_backend``. An inference-mode BatchNorm before the
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 
 from ..neurons import IntegerNeuron
 from ..neurons import kernels
-from . import conv_grad
+from . import conv_fwd, conv_grad
 from .time import fold_time
 
 
@@ -41,6 +42,14 @@ def _observed(modules: Sequence[nn.Module]) -> bool:
         return True
     return any(sub._forward_hooks or sub._forward_pre_hooks
                for m in modules for sub in m.modules())
+
+
+def _convs(s: Tensor, weights: Sequence[Tensor], biases: Sequence[Optional[Tensor]],
+           geometry: Sequence[tuple], c_kernels: bool) -> Tuple[Tensor, ...]:
+    """``F.conv2d(s, w, b, *geo)`` for each conv; with the C kernels, 1x1 convs of channels-last
+    float32 spikes skip the zeros in ATen's own order (:mod:`.conv_fwd`: the same bits)."""
+    conv = conv_fwd.conv2d if c_kernels else F.conv2d
+    return tuple(conv(s, w, b, *geo) for w, b, geo in zip(weights, biases, geometry))
 
 
 def _fusable_conv(conv: nn.Module) -> bool:
@@ -61,7 +70,8 @@ class _SpikeConvs(torch.autograd.Function):
                                        backend=backend, on_nonfinite=on_nonfinite)
         # Under autocast F.conv2d casts its inputs to the autocast dtype here, as in the plain
         # composition; backward repeats those casts (it runs outside autocast).
-        outs = tuple(F.conv2d(s, w, b, *geo) for w, b, geo in zip(weights, biases, geometry))
+        outs = _convs(s, weights, biases, geometry,
+                      kernels.fire_backend(s, backend=backend) == 'c')
         del s  # only the code bytes outlive the forward
         ctx.spec, ctx.geometry, ctx.dtype, ctx.backend = spec, geometry, x.dtype, backend
         ctx.conv_dtypes = tuple(o.dtype for o in outs)
@@ -174,8 +184,8 @@ def spike_convs(x: Tensor, neuron: nn.Module,
             xf, bn_params, D, norm, rounding, backend=neuron.kernel_backend,
             on_nonfinite=neuron.nonfinite_handler())
         if s is not None:
-            return tuple(F.conv2d(s, w, b, *geo)
-                         for w, b, geo in zip(params[0::2], params[1::2], geometry))
+            return _convs(s, params[0::2], params[1::2], geometry,
+                          kernels.fire_backend(s, backend=neuron.kernel_backend) == 'c')
         xf = bn(xf)
     return _SpikeConvs.apply(xf, spec, tuple(geometry), neuron.kernel_backend,
                              neuron.nonfinite_handler(), *params)

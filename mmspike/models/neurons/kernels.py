@@ -318,6 +318,41 @@ def build_c_library(source: str, stem: str, cc: Optional[str] = None) -> ctypes.
     return ctypes.CDLL(path)
 
 
+class LazyCLibrary:
+    """A C library built on first use (:func:`build_c_library`) with its functions' ctypes
+    signatures; a failed build (no compiler, read-only cache) warns once and :meth:`get` returns
+    None from then on, so the caller keeps its ATen path.
+
+    Args:
+        source (str): The C source.
+        stem (str): File name stem of the cached library.
+        signatures (dict): ``{function: (argtypes, restype)}``.
+        fallback (str): What happens instead, for the warning (e.g. ``'ATen computes them'``).
+    """
+
+    def __init__(self, source: str, stem: str, signatures: Dict[str, Tuple[list, object]],
+                 fallback: str):
+        self.source, self.stem, self.signatures, self.fallback = source, stem, signatures, fallback
+        self.lib: Optional[ctypes.CDLL] = None
+        self.error: Optional[str] = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Optional[ctypes.CDLL]:
+        with self._lock:
+            if self.lib is None and self.error is None:
+                try:
+                    lib = build_c_library(self.source, self.stem)
+                    for name, (argtypes, restype) in self.signatures.items():
+                        getattr(lib, name).argtypes = argtypes
+                        getattr(lib, name).restype = restype
+                    self.lib = lib
+                except Exception as e:  # no compiler, read-only cache, ...
+                    self.error = f'{type(e).__name__}: {e}'
+                    warnings.warn(f'mmspike: the C kernel {self.stem!r} cannot be built '
+                                  f'({self.error}); {self.fallback}', stacklevel=3)
+            return self.lib
+
+
 def _cuda_reciprocal(norm: float) -> float:
     """``1 / norm`` as CUDA's ``tensor / scalar`` uses it: PyTorch multiplies by the float32
     reciprocal there (it divides on the CPU), so the Triton kernels do the same."""

@@ -148,8 +148,8 @@ def test_non_finite_gradients_give_atens_nans():
 def test_without_a_compiler_aten_computes_it_with_one_warning(tmp_path, monkeypatch):
     monkeypatch.setenv('MMSPIKE_KERNEL_CACHE', str(tmp_path))  # nothing built there yet
     monkeypatch.setenv('CC', str(tmp_path / 'no-such-compiler'))
-    monkeypatch.setattr(conv_grad, '_lib', None)
-    monkeypatch.setattr(conv_grad, '_load_error', None)
+    monkeypatch.setattr(conv_grad._LIB, 'lib', None)  # restored after the test
+    monkeypatch.setattr(conv_grad._LIB, 'error', None)
     monkeypatch.setattr(conv_grad, '_checked', {})
     g, x, w = _case(2, 16, 16, 8, 3, 1, 1)
     with pytest.warns(UserWarning, match='cannot be built.*no-such-compiler'):
