@@ -226,8 +226,10 @@ def check_outputs(models: Dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor
       in a 224x224 batch, and upstream's Conv1d token layers do not run the same channels-last
       kernels as 1x1 Conv2d.)
     """
+    from mmspike.models.layers import conv_fwd
     names = list(models)
     ref_name, lines = names[0], []
+    before = set(conv_fwd.checked_geometries())
     x64 = reference.fixed_input((2, 3, 32, 32), torch.float64)  # float64 convs are slow
     x, y = x[:2], y[:2]  # train-mode BN statistics over 2 images: enough, and faster
 
@@ -261,10 +263,11 @@ def check_outputs(models: Dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor
             lines.append(f'check: {mode} float32 logits ({tuple(x.shape)}) of {n} '
                          f'bit-identical to {ref_label} (loss '
                          f'{F.cross_entropy(out, y).item():.6f})')
-    from mmspike.models.layers import conv_fwd
-    ran = sum(conv_fwd.checked_geometries().values())
-    lines.append(f'check: the zero-skipping 1x1 conv kernel reproduced ATen\'s bits for {ran} of '
-                 f'{len(conv_fwd.checked_geometries())} geometries (self-check; the rest ran ATen)')
+    new = {k: v for k, v in conv_fwd.checked_geometries().items() if k not in before}
+    lines.append(f'check: the zero-skipping spike-conv kernel reproduced ATen\'s bits for '
+                 f'{sum(new.values())} of {len(new)} new conv geometries ('
+                 f'{sum(k[2][2:] != (1, 1) for k, v in new.items() if v)} of them kxk; its '
+                 f'self-check: the rest run ATen)')
     return lines
 
 
