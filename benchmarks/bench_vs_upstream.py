@@ -35,11 +35,11 @@ configuration's in the same round (a paired ratio: on a shared VM single runs mo
 * inference img/s: eval mode under ``torch.no_grad``; ``fast+fold`` also folds the BNs into
   the convs (:func:`mmspike.models.layers.fuse_conv_bn`; exact up to float rounding);
 * with ``--conv-floor``, each configuration's convolutions alone: the ``aten.convolution`` and
-  ``aten.convolution_backward`` calls of one step (and the fast path's weight-gradient kernel,
-  :mod:`mmspike.models.layers.conv_grad`), recorded and replayed on the same tensors in the
-  same interleaved run. The fast path must keep the convolutions' summation order (bit-identical
-  outputs), so upstream's time over these seconds is the most it could reach if every other op
-  took no time.
+  ``aten.convolution_backward`` calls of one step (and the fast path's conv kernels,
+  :mod:`mmspike.models.layers.conv_grad` and :mod:`~mmspike.models.layers.conv_fwd`), recorded
+  and replayed on the same tensors in the same interleaved run. The fast path must keep the
+  convolutions' summation order (bit-identical outputs), so upstream's time over these seconds
+  is the most it could reach if every other op took no time.
 
 Peak step memory is measured per configuration in its own subprocess, as in
 ``bench_train_step.py``: the rise of the resident-set high-water mark (``VmHWM`` of
@@ -297,14 +297,16 @@ def inference(model: nn.Module, x) -> Callable[[], None]:
 def record_convs(fn: Callable[[], None]) -> list:
     """The convolutions of one call of ``fn``, with their arguments: ``aten.convolution`` and
     ``aten.convolution_backward`` seen under a dispatch mode (which the fast path does not treat
-    as an observer: it still fuses), and the fast path's weight-gradient kernel
-    (:func:`mmspike.models.layers.conv_grad.conv2d_param_grads`, a C call no dispatch mode
-    sees; recorded as itself, the ATen ops it may run inside not again)."""
+    as an observer: it still fuses), and the fast path's conv kernels
+    (:func:`mmspike.models.layers.conv_grad.conv2d_param_grads` and
+    :func:`mmspike.models.layers.conv_fwd.conv2d`, C calls no dispatch mode sees; recorded as
+    themselves, the ATen ops they may run inside not again)."""
     from torch.utils._python_dispatch import TorchDispatchMode
-    from mmspike.models.layers import conv_grad
+    from mmspike.models.layers import conv_fwd, conv_grad
     ops = {torch.ops.aten.convolution.default, torch.ops.aten.convolution_backward.default}
     calls, inside = [], []
-    kernel = conv_grad.conv2d_param_grads
+    kernels = [(conv_grad, 'conv2d_param_grads'), (conv_fwd, 'conv2d')]
+    originals = [getattr(m, name) for m, name in kernels]
 
     class Recorder(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -313,20 +315,25 @@ def record_convs(fn: Callable[[], None]) -> list:
                 calls.append((func, args, kwargs))
             return func(*args, **kwargs)
 
-    def recorded_kernel(*args, **kwargs):
-        calls.append((kernel, args, kwargs))
-        inside.append(True)
-        try:
-            return kernel(*args, **kwargs)
-        finally:
-            inside.pop()
+    def recorded(kernel):
+        def run(*args, **kwargs):
+            if not inside:
+                calls.append((kernel, args, kwargs))
+            inside.append(True)
+            try:
+                return kernel(*args, **kwargs)
+            finally:
+                inside.pop()
+        return run
 
-    conv_grad.conv2d_param_grads = recorded_kernel  # instrumentation, undone below
+    for (m, name), kernel in zip(kernels, originals):
+        setattr(m, name, recorded(kernel))  # instrumentation, undone below
     try:
         with Recorder():
             fn()
     finally:
-        conv_grad.conv2d_param_grads = kernel
+        for (m, name), kernel in zip(kernels, originals):
+            setattr(m, name, kernel)
     return calls
 
 
