@@ -43,7 +43,7 @@ Checks before anything is timed (the run stops on a mismatch):
   ``plain`` and ``fast`` against upstream's (reported: bit-identical or the max difference; a
   spiking network turns a last-bit difference into a different spike), ``fast`` bit-identical to
   ``plain`` (a failure otherwise), ``fast+cl`` bit-identical to ``plain`` converted to
-  channels-last.
+  channels-last; the last two also in eval mode.
 
 Measured in ONE process, interleaved (``bench_train_step.interleaved``), median of ``--repeats``:
 
@@ -421,22 +421,24 @@ def check_outputs(net: str, models: Dict[str, nn.Module], x: torch.Tensor) -> Li
             lines.append(f'info: train float32 outputs {tuple(x.shape)} of {n} vs upstream: '
                          + ('bit-identical' if _same(out, ref32) else
                             f'max |diff| {_maxdiff(out, ref32):.3g} (summation order)'))
-    plain = _run(models['plain'], torch.float32, True, x)
-    for n in models:
-        if n in ('upstream', 'plain'):
-            continue
-        if MMSPIKE_CONFIGS[n][1]:
-            ref_label = 'plain+cl'
-            expected = _run(copy.deepcopy(models['plain']).to(memory_format=torch.channels_last),
-                            torch.float32, True, x)
-        else:
-            ref_label, expected = 'plain', plain
-        out = _run(models[n], torch.float32, True, x)
-        if not _same(out, expected):
-            raise RuntimeError(f'{net}: train float32 outputs of {n} differ from {ref_label}: '
-                               f'max {_maxdiff(out, expected):.3g}')
-        lines.append(f'check: train float32 outputs {tuple(x.shape)} of {n} bit-identical to '
-                     f'{ref_label} (loss {synthetic_loss(out).item():.6g})')
+    # train mode (batch statistics) and eval mode (running statistics; the fast path's BN runs
+    # inside the firing pass there, and channels-last convs of spikes skip the zeros)
+    plain_cl = copy.deepcopy(models['plain']).to(memory_format=torch.channels_last)
+    for train in (True, False):
+        mode = 'train' if train else 'eval'
+        refs = {'plain': _run(models['plain'], torch.float32, train, x),
+                'plain+cl': _run(plain_cl, torch.float32, train, x)}
+        for n in models:
+            if n in ('upstream', 'plain'):
+                continue
+            ref_label = 'plain+cl' if MMSPIKE_CONFIGS[n][1] else 'plain'
+            expected = refs[ref_label]
+            out = _run(models[n], torch.float32, train, x)
+            if not _same(out, expected):
+                raise RuntimeError(f'{net}: {mode} float32 outputs of {n} differ from '
+                                   f'{ref_label}: max {_maxdiff(out, expected):.3g}')
+            lines.append(f'check: {mode} float32 outputs {tuple(x.shape)} of {n} bit-identical '
+                         f'to {ref_label} (loss {synthetic_loss(out).item():.6g})')
     return lines
 
 
