@@ -220,11 +220,12 @@ def check_outputs(models: Dict[str, nn.Module], x: torch.Tensor, y: torch.Tensor
       summation order);
     * train- and eval-mode float32 logits of the first 2 images of the benchmark batch (at the
       benchmark's image size), bit-identical to the first model for the NCHW configurations and
-      to the plain path converted to channels-last for the channels-last ones (whose 1x1 convs
-      run :mod:`mmspike.models.layers.conv_fwd`'s kernel where its self-check passes). (Against upstream in float32 only the same memory format can be
-      compared: a spiking network turns a last-bit difference into a different spike somewhere
-      in a 224x224 batch, and upstream's Conv1d token layers do not run the same channels-last
-      kernels as 1x1 Conv2d.)
+      to the plain path converted to channels-last for the channels-last ones (whose stride-1
+      convs run :mod:`mmspike.models.layers.conv_fwd`'s kernel where its self-check passes).
+      (Against upstream in float32 only the same memory format can be compared: a spiking
+      network turns a last-bit difference into a different spike somewhere in a 224x224 batch,
+      and upstream's Conv1d token layers do not run the same channels-last kernels as 1x1
+      Conv2d.)
     """
     from mmspike.models.layers import conv_fwd
     names = list(models)

@@ -33,7 +33,8 @@ contract. The first call for a geometry (shapes, strides, padding, bias or not, 
 runs the kernel and ``F.conv2d`` on random normal inputs with zeros at random places and in
 whole channels and compares the bits; a geometry that differs goes to ``F.conv2d`` from then on
 (:func:`checked_geometries`). Inputs where a sample of the tiles lists more than
-:data:`MAX_LISTED` of the channels go to ``F.conv2d`` too (no faster there; the same bits). A
+:data:`MAX_LISTED` of the channels go to ``F.conv2d`` too (no faster there; the same bits): so
+do most of a training step's convs, whose spikes are denser (batch statistics). A
 failed build (no C compiler) warns once and leaves every conv to ATen.
 
 Used by the fast path's fused spike convs (:mod:`.fused`) for channels-last float32 convs when
@@ -354,8 +355,10 @@ _LIB = kernels.LazyCLibrary(
     'ATen computes the spike convs')
 #: geometry -> whether the kernel's bits equal ATen's there (checked on its first call)
 _checked: Dict[tuple, bool] = {}
-#: inputs whose sampled tiles list more than this fraction of the channels go to ATen
-MAX_LISTED = 0.9
+#: inputs whose sampled tiles list more than this fraction of the channels go to ATen, 1x1 /
+#: kxk (about where the kernel, ~100 GFLOP/s on the listed channels at 2 threads, stops beating
+#: oneDNN's dense 115-145 on E-SpikeFormer's convs)
+MAX_LISTED = {'1x1': 0.85, 'kxk': 0.7}
 #: the largest kernel height and number of taps the kxk kernel takes (its per-tile tables)
 MAX_KERNEL, MAX_TAPS = 16, 256
 
@@ -456,7 +459,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
                       f'input {tuple(x.shape)}, weight {tuple(weight.shape)}, padding '
                       f'{padding}, {torch.get_num_threads()} threads: ATen computes that conv',
                       logger='current', level=logging.DEBUG)
-    out = _kernel(lib, x, weight, bias, padding, MAX_LISTED) if ok else None
+    kind = '1x1' if weight.shape[2:] == (1, 1) else 'kxk'
+    out = _kernel(lib, x, weight, bias, padding, MAX_LISTED[kind]) if ok else None
     return F.conv2d(x, weight, bias, 1, padding) if out is None else out
 
 

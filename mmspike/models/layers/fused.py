@@ -7,11 +7,11 @@ conv's input for the weight gradient, the window bit gives the neuron's gradient
 composition keeps the float membrane (for ``clamp``) *and* the float spikes (for the conv): eight
 bytes per element instead of one. Forward and gradients are bit-identical to it: the convs and
 their backward run the same ATen kernels on the same values (except the forward of
-channels-last float32 1x1 convs, which :mod:`.conv_fwd` computes skipping zero spikes, and the
-weight and bias gradients of channels-last float32 kxk and depthwise convs, which
+channels-last float32 stride-1 convs, which :mod:`.conv_fwd` computes skipping zero spikes, and
+the weight and bias gradients of channels-last float32 kxk and depthwise convs, which
 :mod:`.conv_grad` computes faster; both in ATen's own summation order, where their self-checks
-pass), and the gradients of convs sharing one input are summed in autograd's order. Under autocast (bf16 / fp16, the ``--amp``
-training path) the convs run in the autocast dtype forward and backward, as the plain
+pass), and the gradients of convs sharing one input are summed in autograd's order. Under
+autocast (bf16 / fp16, the ``--amp`` training path) the convs run in the autocast dtype forward and backward, as the plain
 composition runs them, while the spikes stay exact integer counts in the same one-byte code;
 the kernels run on the neuron's ``kernel_backend``. An inference-mode BatchNorm before the
 neuron can run inside the firing pass, bit-identically (``bn`` of :func:`spike_convs`). (BN
@@ -46,8 +46,9 @@ def _observed(modules: Sequence[nn.Module]) -> bool:
 
 def _convs(s: Tensor, weights: Sequence[Tensor], biases: Sequence[Optional[Tensor]],
            geometry: Sequence[tuple], c_kernels: bool) -> Tuple[Tensor, ...]:
-    """``F.conv2d(s, w, b, *geo)`` for each conv; with the C kernels, 1x1 convs of channels-last
-    float32 spikes skip the zeros in ATen's own order (:mod:`.conv_fwd`: the same bits)."""
+    """``F.conv2d(s, w, b, *geo)`` for each conv; with the C kernels, stride-1 convs of
+    channels-last float32 spikes skip the zeros in ATen's own order (:mod:`.conv_fwd`: the same
+    bits)."""
     conv = conv_fwd.conv2d if c_kernels else F.conv2d
     return tuple(conv(s, w, b, *geo) for w, b, geo in zip(weights, biases, geometry))
 

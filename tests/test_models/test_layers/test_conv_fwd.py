@@ -105,7 +105,8 @@ def test_dense_inputs_go_to_aten(k):
     x, w, b = _case(2, 64, 32, 12, 12, k, density=1.0)
     x = (x + 1).contiguous(memory_format=CL)  # no zeros at all
     lib = conv_fwd._LIB.get()
-    assert conv_fwd._kernel(lib, x, w, b, pad, conv_fwd.MAX_LISTED) is None
+    assert conv_fwd._kernel(lib, x, w, b, pad, conv_fwd.MAX_LISTED['1x1']) is None
+    assert conv_fwd._kernel(lib, x, w, b, pad, conv_fwd.MAX_LISTED['kxk']) is None
     assert conv_fwd._kernel(lib, x, w, b, pad, 1.0) is not None
     assert torch.equal(conv_fwd.conv2d(x, w, b, 1, pad), F.conv2d(x, w, b, 1, pad))
 
