@@ -66,21 +66,14 @@ _SOURCE = r'''
   __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,     \
          a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
 /* one input channel: the weight row w (8 * NV outputs) times the R pixels' values X(0..5) */
+#define TILE_PIXEL(NV, r, X)                                                                    \
+  s = _mm256_broadcast_ss(X(r)); a##r##0 = _mm256_fmadd_ps(s, w0, a##r##0);                    \
+  if (NV > 1) a##r##1 = _mm256_fmadd_ps(s, w1, a##r##1);
 #define TILE_FMA(NV, w, X)                                                                      \
   {                                                                                             \
     __m256 w0 = _mm256_loadu_ps(w), w1 = NV > 1 ? _mm256_loadu_ps((w) + 8) : w0, s;           \
-    s = _mm256_broadcast_ss(X(0)); a00 = _mm256_fmadd_ps(s, w0, a00);                           \
-    if (NV > 1) a01 = _mm256_fmadd_ps(s, w1, a01);                                              \
-    s = _mm256_broadcast_ss(X(1)); a10 = _mm256_fmadd_ps(s, w0, a10);                           \
-    if (NV > 1) a11 = _mm256_fmadd_ps(s, w1, a11);                                              \
-    s = _mm256_broadcast_ss(X(2)); a20 = _mm256_fmadd_ps(s, w0, a20);                           \
-    if (NV > 1) a21 = _mm256_fmadd_ps(s, w1, a21);                                              \
-    s = _mm256_broadcast_ss(X(3)); a30 = _mm256_fmadd_ps(s, w0, a30);                           \
-    if (NV > 1) a31 = _mm256_fmadd_ps(s, w1, a31);                                              \
-    s = _mm256_broadcast_ss(X(4)); a40 = _mm256_fmadd_ps(s, w0, a40);                           \
-    if (NV > 1) a41 = _mm256_fmadd_ps(s, w1, a41);                                              \
-    s = _mm256_broadcast_ss(X(5)); a50 = _mm256_fmadd_ps(s, w0, a50);                           \
-    if (NV > 1) a51 = _mm256_fmadd_ps(s, w1, a51);                                              \
+    TILE_PIXEL(NV, 0, X) TILE_PIXEL(NV, 1, X) TILE_PIXEL(NV, 2, X)                              \
+    TILE_PIXEL(NV, 3, X) TILE_PIXEL(NV, 4, X) TILE_PIXEL(NV, 5, X)                              \
   }
 /* the first nq pixels' outputs (+ bias b when not NULL) to y (pixel stride O) */
 #define TILE_STORE(NV)                                                                          \
