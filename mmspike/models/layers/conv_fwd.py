@@ -263,10 +263,11 @@ int convkxk_f32(const float *x, const float *w, const float *b, float *y, int64_
   float *zero = (float *)calloc(I, sizeof(float));
   int err = 0, finite = 1;
   if (!masks || !wp || !zero) { err = -2; goto done; }
-  #pragma omp parallel for num_threads(nthreads) schedule(static)
-  for (int64_t p = 0; p < N * H * W; ++p) pixel_mask(x + p * I, I, masks + p * nw, nw);
-  {  /* the listed fraction of every 7th row's tiles, centre tap (inside the input) */
+  {  /* the listed fraction of every 7th row's tiles, centre tap (inside the input), from those
+        rows' masks alone: most of a training step's convs go to ATen here */
     int64_t listed = 0, total = 0;
+    for (int64_t q = 0; q < N * H; q += 7)
+      for (int64_t p = q * W; p < (q + 1) * W; ++p) pixel_mask(x + p * I, I, masks + p * nw, nw);
     for (int64_t q = 0; q < N * H; q += 7)
       for (int64_t c = 0; c + R <= W; c += R, total += I)
         for (int64_t k = 0; k < nw; ++k) {
@@ -276,6 +277,9 @@ int convkxk_f32(const float *x, const float *w, const float *b, float *y, int64_
         }
     if (listed > max_listed * total) { err = 1; goto done; }
   }
+  #pragma omp parallel for num_threads(nthreads) schedule(static)
+  for (int64_t p = 0; p < N * H * W; ++p)
+    if ((p / W) % 7) pixel_mask(x + p * I, I, masks + p * nw, nw);  /* the other rows' masks */
   #pragma omp parallel for num_threads(nthreads) schedule(static) reduction(&& : finite)
   for (int64_t ob = 0; ob < nob; ++ob) {
     int64_t o0 = ob * 16, ow = O - o0 < 16 ? O - o0 : 16;
