@@ -31,6 +31,16 @@ a geometry that differs uses ATen from then on (a debug-level log line says whic
 :func:`checked_geometries` and :func:`checked_bias_orders` list them all). A failed build (no
 C compiler) warns once and leaves every gradient to ATen.
 
+**1x1 convs stay with ATen.** oneDNN's ``jit_1x1`` AVX2 kernel (2 threads, channels-last) sums
+their weight gradient in another order: per image, chunks of ``min(OW, 128)`` pixels (the last
+chunk of an image takes the rest when it is under 1.5 chunks), each chunk's FMA chain from +0
+added to the running total; where oneDNN splits the pixels between the threads (it does for the
+28² - 112² convs of E-SpikeFormer-19M), each thread's share of the flattened pixels is summed
+so and the shares added in order (every geometry of the 19M model reproduced bit for bit). A
+kernel in that order skipping the zero spikes ran at 0.8-1.1x ATen's speed at a training step's
+spike densities (29-45% non-zero): with 14-pixel chunks (14² maps) each chunk's short chain and
+its unpredictable length cost as much as the skipped products save.
+
 Used by the fast path's fused spike convs (:mod:`.fused`) for channels-last float32 tensors when
 the neurons' kernel backend is the C one (``MMSPIKE_KERNELS_DISABLE=c`` turns it off too).
 """

@@ -11,11 +11,11 @@ channels-last float32 stride-1 convs, which :mod:`.conv_fwd` computes skipping z
 the weight and bias gradients of channels-last float32 kxk and depthwise convs, which
 :mod:`.conv_grad` computes faster; both in ATen's own summation order, where their self-checks
 pass), and the gradients of convs sharing one input are summed in autograd's order. Under
-autocast (bf16 / fp16, the ``--amp`` training path) the convs run in the autocast dtype forward and backward, as the plain
-composition runs them, while the spikes stay exact integer counts in the same one-byte code;
-the kernels run on the neuron's ``kernel_backend``. An inference-mode BatchNorm before the
-neuron can run inside the firing pass, bit-identically (``bn`` of :func:`spike_convs`). (BN
-folding into the conv weights, exact only up to rounding, is
+autocast (bf16 / fp16, the ``--amp`` training path) the convs run in the autocast dtype forward
+and backward, as the plain composition runs them, while the spikes stay exact integer counts in
+the same one-byte code; the kernels run on the neuron's ``kernel_backend``. An inference-mode
+BatchNorm before the neuron can run inside the firing pass, bit-identically (``bn`` of
+:func:`spike_convs`). (BN folding into the conv weights, exact only up to rounding, is
 :func:`~mmspike.models.layers.rep_conv.fuse_conv_bn`.)
 """
 from typing import List, Optional, Sequence, Tuple
