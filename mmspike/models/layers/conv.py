@@ -55,9 +55,10 @@ def spike_conv_bn_chain(x: Tensor, layers: Sequence[SpikeConvBN]) -> Tensor:
     """``layers[-1](...layers[0](x))``, each BN but the last handed on to the next layer's
     fused firing pass (:func:`~mmspike.models.layers.spike_convs` with ``bn``).
 
-    In inference the BatchNorm then runs inside the next neuron's firing pass: one pass over
-    the activations less per link, the same bits. Wherever a layer cannot fuse (plain path,
-    training-mode BN, hooks), it runs as a module, with the pending BN applied first.
+    The BatchNorm then runs inside the next neuron's firing pass (in training too, on
+    channels-last activations, its backward inside the neuron's): passes over the activations
+    fewer per link, the same bits. Wherever a layer cannot fuse (plain path, another layout,
+    hooks), it runs as a module, with the pending BN applied first.
     """
     if x.dim() != 5:
         raise ValueError(f'SpikeConvBN expects [T, B, C, H, W], got shape {tuple(x.shape)}')

@@ -13,9 +13,11 @@ the weight and bias gradients of channels-last float32 kxk and depthwise convs, 
 pass), and the gradients of convs sharing one input are summed in autograd's order. Under
 autocast (bf16 / fp16, the ``--amp`` training path) the convs run in the autocast dtype forward
 and backward, as the plain composition runs them, while the spikes stay exact integer counts in
-the same one-byte code; the kernels run on the neuron's ``kernel_backend``. An inference-mode
-BatchNorm before the neuron can run inside the firing pass, bit-identically (``bn`` of
-:func:`spike_convs`). (BN folding into the conv weights, exact only up to rounding, is
+the same one-byte code; the kernels run on the neuron's ``kernel_backend``. A BatchNorm before the
+neuron can run inside the firing pass, bit-identically (``bn`` of :func:`spike_convs`): in
+inference with its running statistics; in training (channels-last) with ATen's batch
+statistics, its backward then inside the neuron's, the neuron's gradient never stored. (BN
+folding into the conv weights, exact only up to rounding, is
 :func:`~mmspike.models.layers.rep_conv.fuse_conv_bn`.)
 """
 from typing import List, Optional, Sequence, Tuple
@@ -74,57 +76,110 @@ class _SpikeConvs(torch.autograd.Function):
         outs = _convs(s, weights, biases, geometry,
                       kernels.fire_backend(s, backend=backend) == 'c')
         del s  # only the code bytes outlive the forward
-        ctx.spec, ctx.geometry, ctx.dtype, ctx.backend = spec, geometry, x.dtype, backend
-        ctx.conv_dtypes = tuple(o.dtype for o in outs)
-        ctx.has_bias = tuple(b is not None for b in biases)
-        ctx.bias_dtypes = tuple(None if b is None else b.dtype for b in biases)
+        _save_conv_meta(ctx, spec, geometry, x.dtype, backend, outs, biases)
         ctx.save_for_backward(code, *weights)
         return outs
 
     @staticmethod
     def backward(ctx, *grads: Optional[Tensor]):
         code, *weights = ctx.saved_tensors
-        norm = ctx.spec[1]
-        s = kernels.decode_spikes(code, norm, ctx.dtype, backend=ctx.backend)
-        need_x = ctx.needs_input_grad[0]
-        # the conv weight-gradient kernel is a C kernel: it runs where the neurons' C one does
-        c_kernels = kernels.fire_backend(code, ctx.dtype, ctx.backend, op=('dec', )) == 'c'
-        param_grads: List[Optional[Tensor]] = [None] * (2 * len(weights))
-        grad_s = None
-        # Autograd runs the backward of the conv created last first and adds the gradients of a
-        # shared input in arrival order; summing in the same order keeps the bits.
-        for i in reversed(range(len(weights))):
-            g = grads[i]
-            if g is None:
-                continue
-            stride, padding, dilation, groups = ctx.geometry[i]
-            w, cdt = weights[i], ctx.conv_dtypes[i]
-            mask = [need_x, ctx.needs_input_grad[5 + 2 * i],
-                    ctx.has_bias[i] and ctx.needs_input_grad[6 + 2 * i]]
-            # The conv's own dtype (autocast's), then each gradient back to its tensor's dtype:
-            # what autograd does through the casts of the plain composition.
-            g, sc, wc = g.to(cdt), s.to(cdt), w.to(cdt)
-            own_wgrad = mask[1] and c_kernels and conv_grad.applies(
-                sc, g, wc, stride, padding, dilation, groups)
-            gi = gw = gb = None
-            if mask[0] or not own_wgrad:
-                gi, gw, gb = torch.ops.aten.convolution_backward(
-                    g, sc, wc, [w.shape[0]] if ctx.has_bias[i] else None, stride, padding,
-                    dilation, False, [0] * len(stride), groups,
-                    [mask[0], mask[1] and not own_wgrad, mask[2] and not own_wgrad])
-            if own_wgrad:  # ATen's bits, faster (conv_grad's docstring)
-                gw, gb = conv_grad.conv2d_param_grads(g, sc, wc, stride, padding, dilation,
-                                                      groups, bias=mask[2])
-            param_grads[2 * i] = None if gw is None else gw.to(w.dtype)
-            param_grads[2 * i + 1] = None if gb is None else gb.to(ctx.bias_dtypes[i])
-            if need_x:
-                gi = gi.to(ctx.dtype)
-                grad_s = gi if grad_s is None else grad_s + gi
-        del s
+        grad_s, param_grads = _conv_backward(ctx, code, weights, grads, first=5)
         # grad_s is this function's own temporary: mask it in place (one allocation less)
-        grad_x = kernels.fire_backward(grad_s, code, norm, inplace=True, backend=ctx.backend) \
-            if grad_s is not None else None
+        grad_x = kernels.fire_backward(grad_s, code, ctx.spec[1], inplace=True,
+                                       backend=ctx.backend) if grad_s is not None else None
         return (grad_x, None, None, None, None, *param_grads)
+
+
+def _conv_backward(ctx, code: Tensor, weights: Sequence[Tensor], grads: Sequence[Optional[Tensor]],
+                   first: int) -> Tuple[Optional[Tensor], List[Optional[Tensor]]]:
+    """The convs' backward from the spikes rebuilt out of ``code``: the spikes' gradient (None
+    when no input gradient is wanted or none flows) and the convs' parameter gradients;
+    ``ctx.needs_input_grad[first]`` is the first conv weight's."""
+    norm = ctx.spec[1]
+    s = kernels.decode_spikes(code, norm, ctx.dtype, backend=ctx.backend)
+    need_x = ctx.needs_input_grad[0]
+    # the conv weight-gradient kernel is a C kernel: it runs where the neurons' C one does
+    c_kernels = kernels.fire_backend(code, ctx.dtype, ctx.backend, op=('dec', )) == 'c'
+    param_grads: List[Optional[Tensor]] = [None] * (2 * len(weights))
+    grad_s = None
+    # Autograd runs the backward of the conv created last first and adds the gradients of a
+    # shared input in arrival order; summing in the same order keeps the bits.
+    for i in reversed(range(len(weights))):
+        g = grads[i]
+        if g is None:
+            continue
+        stride, padding, dilation, groups = ctx.geometry[i]
+        w, cdt = weights[i], ctx.conv_dtypes[i]
+        mask = [need_x, ctx.needs_input_grad[first + 2 * i],
+                ctx.has_bias[i] and ctx.needs_input_grad[first + 1 + 2 * i]]
+        # The conv's own dtype (autocast's), then each gradient back to its tensor's dtype:
+        # what autograd does through the casts of the plain composition.
+        g, sc, wc = g.to(cdt), s.to(cdt), w.to(cdt)
+        own_wgrad = mask[1] and c_kernels and conv_grad.applies(
+            sc, g, wc, stride, padding, dilation, groups)
+        gi = gw = gb = None
+        if mask[0] or not own_wgrad:
+            gi, gw, gb = torch.ops.aten.convolution_backward(
+                g, sc, wc, [w.shape[0]] if ctx.has_bias[i] else None, stride, padding,
+                dilation, False, [0] * len(stride), groups,
+                [mask[0], mask[1] and not own_wgrad, mask[2] and not own_wgrad])
+        if own_wgrad:  # ATen's bits, faster (conv_grad's docstring)
+            gw, gb = conv_grad.conv2d_param_grads(g, sc, wc, stride, padding, dilation,
+                                                  groups, bias=mask[2])
+        param_grads[2 * i] = None if gw is None else gw.to(w.dtype)
+        param_grads[2 * i + 1] = None if gb is None else gb.to(ctx.bias_dtypes[i])
+        if need_x:
+            gi = gi.to(ctx.dtype)
+            grad_s = gi if grad_s is None else grad_s + gi
+    return grad_s, param_grads
+
+
+def _save_conv_meta(ctx, spec: tuple, geometry: tuple, dtype: torch.dtype, backend: str,
+                    outs: Sequence[Tensor], biases: Sequence[Optional[Tensor]]) -> None:
+    ctx.spec, ctx.geometry, ctx.dtype, ctx.backend = spec, geometry, dtype, backend
+    ctx.conv_dtypes = tuple(o.dtype for o in outs)
+    ctx.has_bias = tuple(b is not None for b in biases)
+    ctx.bias_dtypes = tuple(None if b is None else b.dtype for b in biases)
+
+
+class _BNSpikeConvs(torch.autograd.Function):
+    """``conv_i(neuron(batch_norm(x)))`` with a training-mode BatchNorm: the normalisation runs
+    in the firing pass, its backward in the neuron's (:func:`kernels.fire_bn_train_forward` /
+    :func:`kernels.fire_bn_train_backward`); keeps ``x`` (as BN keeps it) and the code bytes,
+    neither the BN output nor the spikes."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, bn_weight: Optional[Tensor], bn_bias: Optional[Tensor],
+                bn_state: tuple, spec: tuple, geometry: tuple, backend: str, on_nonfinite,
+                *params: Optional[Tensor]):
+        D, norm, rounding, open_window = spec
+        running_mean, running_var, momentum, eps = bn_state
+        weights, biases = params[0::2], params[1::2]
+        fired = kernels.fire_bn_train_forward(
+            x, bn_weight, bn_bias, running_mean, running_var, momentum, eps, D, norm, rounding,
+            open_window, backend=backend, on_nonfinite=on_nonfinite)
+        if fired is None:  # spike_convs checked the kernel applies: a changed table
+            raise RuntimeError('mmspike: the fused training batch norm no longer applies')
+        s, code, mean, invstd = fired
+        outs = _convs(s, weights, biases, geometry, True)
+        del s
+        _save_conv_meta(ctx, spec, geometry, x.dtype, backend, outs, biases)
+        ctx.eps = eps
+        ctx.save_for_backward(code, x, bn_weight, mean, invstd, *weights)
+        return outs
+
+    @staticmethod
+    def backward(ctx, *grads: Optional[Tensor]):
+        code, x, bn_weight, mean, invstd, *weights = ctx.saved_tensors
+        grad_s, param_grads = _conv_backward(ctx, code, weights, grads, first=8)
+        gx = gw = gb = None
+        if grad_s is not None:
+            D, norm, rounding, open_window = ctx.spec
+            gx, gw, gb = kernels.fire_bn_train_backward(
+                grad_s, code, x, mean, invstd, bn_weight, norm, ctx.eps,
+                ctx.needs_input_grad[:3], rounding, open_window, inplace=True,
+                backend=ctx.backend)
+        return (gx, gw, gb, None, None, None, None, None, *param_grads)
 
 
 def _inference_bn(bn: nn.Module, x: Tensor, params: Sequence[Optional[Tensor]]
@@ -138,6 +193,30 @@ def _inference_bn(bn: nn.Module, x: Tensor, params: Sequence[Optional[Tensor]]
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return None  # a backward follows: BN keeps its own autograd node
     return kernels.BNParams(bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
+
+
+def _training_bn(bn: nn.Module, x: Tensor, spec: tuple, backend: str) -> Optional[tuple]:
+    """``(running_mean, running_var, momentum, eps)`` as ``bn``'s forward hands them to
+    ``F.batch_norm`` when it normalises ``x`` with batch statistics and the fused training
+    kernels take ``x`` (after the module's own bookkeeping, ``num_batches_tracked``, as its
+    forward does it); else None, and nothing changed."""
+    if type(bn) is not nn.BatchNorm2d or torch.is_autocast_enabled(x.device.type):
+        return None
+    if not (bn.training or (bn.running_mean is None and bn.running_var is None)):
+        return None
+    track = not bn.training or bn.track_running_stats
+    running_mean, running_var = (bn.running_mean, bn.running_var) if track else (None, None)
+    D, _, rounding, open_window = spec
+    if not kernels.fuses_training_bn(x, bn.weight, bn.bias, running_mean, running_var, D,
+                                     rounding, open_window, backend):
+        return None
+    momentum = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:  # cumulative moving average
+            momentum = 1.0 / float(bn.num_batches_tracked)
+    F._verify_batch_size(x.size())  # F.batch_norm's error for one value per channel
+    return running_mean, running_var, momentum, bn.eps
 
 
 def spike_convs(x: Tensor, neuron: nn.Module,
@@ -157,7 +236,9 @@ def spike_convs(x: Tensor, neuron: nn.Module,
         bn (nn.Module, optional): A norm layer between ``x`` and the neuron. An inference-mode
             ``BatchNorm2d`` with no gradient wanted runs inside the firing pass
             (:func:`~mmspike.models.neurons.kernels.fire_bn_forward`: the same bits, one pass
-            less); otherwise it runs as itself first. Defaults to None.
+            less), and so does a training-mode one on channels-last input, forward and
+            backward (:func:`~mmspike.models.neurons.kernels.fire_bn_train_forward`);
+            otherwise it runs as itself first. Defaults to None.
 
     Returns:
         tuple[Tensor] | None: the folded conv outputs ``[T * B, C_i, H_i, W_i]``, or None when
@@ -187,6 +268,12 @@ def spike_convs(x: Tensor, neuron: nn.Module,
         if s is not None:
             return _convs(s, params[0::2], params[1::2], geometry,
                           kernels.fire_backend(s, backend=neuron.kernel_backend) == 'c')
+        state = None if bn_params is not None else _training_bn(bn, xf, spec,
+                                                                neuron.kernel_backend)
+        if state is not None:
+            return _BNSpikeConvs.apply(xf, bn.weight, bn.bias, state, spec, tuple(geometry),
+                                       neuron.kernel_backend, neuron.nonfinite_handler(),
+                                       *params)
         xf = bn(xf)
     return _SpikeConvs.apply(xf, spec, tuple(geometry), neuron.kernel_backend,
                              neuron.nonfinite_handler(), *params)

@@ -47,6 +47,13 @@ rounds it, ``fma(x, alpha, beta)`` with ``alpha = (1 / sqrt(var + eps)) * weight
 ``F.batch_norm`` (a build of ATen without FMA rounds twice); on a mismatch BN runs as its own op
 (one warning), the backend's other kernels are unaffected.
 
+**Training BatchNorm in the firing pass** (:func:`fire_bn_train_forward` /
+:func:`fire_bn_train_backward`, C backend, channels-last): ATen computes the batch statistics
+(``torch.batch_norm_update_stats``, which also updates the running ones); the kernel normalises
+and fires in one pass, and in backward makes the neuron's gradient on the fly inside ATen's
+channels-last batch norm backward, in its order and roundings (see the C source). Its probe
+compares forward and gradients with ``F.batch_norm(training=True)`` and autograd.
+
 All backends compute exactly what the plain path computes on the same device (clamp, round half-up
 via ``floor + (frac >= 0.5)``, half to even, or ``floor(c + 0.5)`` with the sum rounded in the
 input dtype (upstream's large family), then the division by ``norm`` as torch does it:
@@ -268,6 +275,174 @@ ATTR static int bnfire_##TAG##_##SUF(const T *u, T *out, int64_t r0, int64_t r1,
 
 DEFINE_BN(float, f32, fmaf, sqrtf)
 DEFINE_BN(double, f64, fma, sqrt)
+
+/* Training BatchNorm fused with the neuron, on channels-last rows of C channels (a pixel each).
+   Forward: ATen's batch statistics (the caller's batch_norm_update_stats), u = fma(x, alpha,
+   beta) as in the inference kernel with alpha = invstd * weight, then the firing pass with code
+   bytes. Backward: ATen's channels-last batch norm backward with the neuron's gradient
+   dy = window ? g / norm : 0 made on the fly from g and the code byte (never stored): per
+   thread range of rows (at::parallel_for's split of the N rows, grain 1) the sums of dy and
+   fma(x - mean, dy, dotp) in row order from +0, the ranges added in double in thread order; then
+   dx = fma(-(x - mean), k, dy - sum / N) * invstd * weight with k = dotp * invstd * invstd / N
+   (the last C % lanes channels, ATen's partial vector, unfused: (dy - sum / N) - (x - mean) * k),
+   grad weight = dotp * invstd, grad bias = sum; invstd = 1 / sqrt(var + eps) in double. ATen's
+   vector kernels are built with FMA contraction: these fma are its roundings (found by
+   comparison; the backend probe checks that this build of ATen agrees). */
+#define BNT_BLOCK 256
+#define DEFINE_BNT(T, SUF, FMA)                                                                  \
+INL int64_t bnt_fwd_rows_##SUF(const T *restrict x, T *restrict out, uint8_t *restrict code,    \
+                               int64_t r0, int64_t r1, int64_t C, const T *restrict a,          \
+                               const T *restrict b, T D, T norm, int rmode, int open_w) {       \
+  T u[BNT_BLOCK];                                                                               \
+  int64_t bad = 0;                                                                              \
+  for (int64_t r = r0; r < r1; ++r)                                                             \
+    for (int64_t j0 = 0; j0 < C; j0 += BNT_BLOCK) {                                             \
+      const int64_t n = C - j0 < BNT_BLOCK ? C - j0 : BNT_BLOCK, o = r * C + j0;                \
+      for (int64_t j = 0; j < n; ++j) u[j] = FMA(x[o + j], a[j0 + j], b[j0 + j]);               \
+      bad += fwd_##SUF(u, out + o, code + o, 0, n, D, norm, rmode, open_w, 1);                  \
+    }                                                                                           \
+  return bad;                                                                                   \
+}                                                                                               \
+INL void bnt_sum_rows_##SUF(const T *restrict g, const uint8_t *restrict code,                  \
+                            const T *restrict x, int64_t r0, int64_t r1, int64_t C,             \
+                            const T *restrict mean, T norm, int wbit, T *restrict sum,          \
+                            T *restrict dotp) {                                                 \
+  for (int64_t r = r0; r < r1; ++r) {                                                           \
+    const int64_t o = r * C;                                                                    \
+    for (int64_t j = 0; j < C; ++j) {                                                           \
+      T v = g[o + j] / norm;                                                                    \
+      T dy = (code[o + j] & wbit) ? v : (T)0;                                                   \
+      sum[j] = sum[j] + dy;                                                                     \
+      dotp[j] = FMA(x[o + j] - mean[j], dy, dotp[j]);                                           \
+    }                                                                                           \
+  }                                                                                             \
+}                                                                                               \
+INL void bnt_dx_rows_##SUF(const T *g, const uint8_t *restrict code, const T *restrict x,      \
+                           T *dx, int64_t r0, int64_t r1, int64_t C, const T *restrict mean,    \
+                           const T *restrict k, const T *restrict gm, const T *restrict inv,    \
+                           const T *restrict w, T norm, int wbit, int64_t cv) {                 \
+  for (int64_t r = r0; r < r1; ++r) {                                                           \
+    const int64_t o = r * C;                                                                    \
+    for (int64_t j = 0; j < cv; ++j) {                                                          \
+      T v = g[o + j] / norm;                                                                    \
+      T dy = (code[o + j] & wbit) ? v : (T)0;                                                   \
+      dx[o + j] = FMA(-(x[o + j] - mean[j]), k[j], dy - gm[j]) * inv[j] * w[j];                 \
+    }                                                                                           \
+    for (int64_t j = cv; j < C; ++j) { /* ATen's partial-vector tail: not contracted */         \
+      T v = g[o + j] / norm;                                                                    \
+      T dy = (code[o + j] & wbit) ? v : (T)0;                                                   \
+      dx[o + j] = ((dy - gm[j]) - (x[o + j] - mean[j]) * k[j]) * inv[j] * w[j];                 \
+    }                                                                                           \
+  }                                                                                             \
+}                                                                                               \
+BNT_VARIANTS(T, SUF)                                                                            \
+int64_t fire_bnt_fwd_##SUF(const T *x, T *out, uint8_t *code, int64_t nrows, int64_t C,         \
+                           const T *w, const T *bias, const T *mean, const T *var, double eps,  \
+                           T *invstd, double D, double norm, int rmode, int open_w,             \
+                           int nthreads) {                                                      \
+  T *ab = (T *)malloc(2 * C * sizeof(T));                                                       \
+  if (!ab) return -1;                                                                           \
+  for (int64_t c = 0; c < C; ++c) { /* ATen's InvStd, in double */                              \
+    invstd[c] = (var[c] != (T)0 || eps != 0.0) ? (T)(1.0 / sqrt((double)var[c] + eps)) : (T)0;  \
+    ab[c] = invstd[c] * (w ? w[c] : (T)1);                                                      \
+    ab[C + c] = FMA(-mean[c], ab[c], bias ? bias[c] : (T)0);                                    \
+  }                                                                                             \
+  int64_t (*rows)(const T *, T *, uint8_t *, int64_t, int64_t, int64_t, const T *, const T *,  \
+                  T, T, int, int) = bntf_v0_##SUF;                                              \
+  __builtin_cpu_init();                                                                         \
+  if (__builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2")) rows = bntf_v3_##SUF;   \
+  int64_t step = C >= CHUNK ? 1 : CHUNK / C;                                                    \
+  int64_t nchunks = (nrows + step - 1) / step, bad = 0;                                         \
+  PAR_SUM(bad) for (int64_t q = 0; q < nchunks; ++q) {                                          \
+    int64_t r0 = q * step, r1 = r0 + step < nrows ? r0 + step : nrows;                          \
+    bad += rows(x, out, code, r0, r1, C, ab, ab + C, (T)D, (T)norm, rmode, open_w);             \
+  }                                                                                             \
+  free(ab);                                                                                     \
+  return bad;                                                                                   \
+}                                                                                               \
+int fire_bnt_bwd_##SUF(const T *g, const uint8_t *code, const T *x, T *dx, int64_t N,           \
+                       int64_t C, const T *mean, const T *inv, const T *w, double norm_,        \
+                       int wbit, T *gw, T *gb, int64_t cv, int nthreads) {                      \
+  const T norm = (T)norm_;                                                                      \
+  /* at::parallel_for(0, N, 1, f): one range per thread of ceil(N / min(threads, N)) rows */    \
+  const int64_t nt = nthreads > 0 ? nthreads : 1;                                               \
+  const int64_t used = (N > 1 && nt > 1) ? (nt < N ? nt : N) : 1;                               \
+  const int64_t span = (N + used - 1) / used;                                                   \
+  T *buf = (T *)calloc((size_t)(2 * nt + 4) * C, sizeof(T));                                    \
+  if (!buf) return -1;                                                                          \
+  T *sum = buf + 2 * nt * C, *dotp = sum + C, *k = dotp + C, *gm = k + C;                       \
+  void (*srows)(const T *, const uint8_t *, const T *, int64_t, int64_t, int64_t, const T *,   \
+                T, int, T *, T *) = bnts_v0_##SUF;                                              \
+  void (*drows)(const T *, const uint8_t *, const T *, T *, int64_t, int64_t, int64_t,         \
+                const T *, const T *, const T *, const T *, const T *, T, int,                 \
+                int64_t) = bntd_v0_##SUF;                                                       \
+  __builtin_cpu_init();                                                                         \
+  if (__builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2")) {                        \
+    srows = bnts_v3_##SUF;                                                                      \
+    drows = bntd_v3_##SUF;                                                                      \
+  }                                                                                             \
+  PRAGMA(omp parallel for num_threads(nthreads) schedule(static, 1) if(used > 1))              \
+  for (int64_t t = 0; t < used; ++t) {                                                          \
+    int64_t r0 = t * span, r1 = r0 + span < N ? r0 + span : N;                                  \
+    if (r0 < r1) srows(g, code, x, r0, r1, C, mean, norm, wbit, buf + t * C,                    \
+                       buf + (nt + t) * C);                                                     \
+  }                                                                                             \
+  for (int64_t c = 0; c < C; ++c) {                                                             \
+    double s = 0, d = 0;                                                                        \
+    for (int64_t t = 0; t < nt; ++t) s += buf[t * C + c];                                       \
+    for (int64_t t = 0; t < nt; ++t) d += buf[(nt + t) * C + c];                                \
+    sum[c] = (T)s;                                                                              \
+    dotp[c] = (T)d;                                                                             \
+    k[c] = dotp[c] * inv[c] * inv[c] / (T)N;                                                    \
+    gm[c] = sum[c] / (T)N;                                                                      \
+    if (gw) gw[c] = dotp[c] * inv[c];                                                           \
+    if (gb) gb[c] = sum[c];                                                                     \
+  }                                                                                             \
+  if (dx) {                                                                                     \
+    T *ones = NULL;                                                                             \
+    if (!w) {                                                                                   \
+      ones = (T *)malloc(C * sizeof(T));                                                        \
+      if (!ones) { free(buf); return -1; }                                                      \
+      for (int64_t c = 0; c < C; ++c) ones[c] = (T)1;                                           \
+    }                                                                                           \
+    int64_t step = C >= CHUNK ? 1 : CHUNK / C;                                                  \
+    int64_t nchunks = (N + step - 1) / step;                                                    \
+    PAR for (int64_t q = 0; q < nchunks; ++q) {                                                 \
+      int64_t r0 = q * step, r1 = r0 + step < N ? r0 + step : N;                                \
+      drows(g, code, x, dx, r0, r1, C, mean, k, gm, inv, w ? w : ones, norm, wbit, cv);         \
+    }                                                                                           \
+    free(ones);                                                                                 \
+  }                                                                                             \
+  free(buf);                                                                                    \
+  return 0;                                                                                     \
+}
+
+#define BNT_VARIANT(T, SUF, TAG, ATTR)                                                          \
+ATTR static int64_t bntf_##TAG##_##SUF(const T *x, T *out, uint8_t *code, int64_t r0,          \
+                                       int64_t r1, int64_t C, const T *a, const T *b, T D,      \
+                                       T norm, int rmode, int open_w) {                         \
+  return bnt_fwd_rows_##SUF(x, out, code, r0, r1, C, a, b, D, norm, rmode, open_w);             \
+}                                                                                               \
+ATTR static void bnts_##TAG##_##SUF(const T *g, const uint8_t *code, const T *x, int64_t r0,    \
+                                    int64_t r1, int64_t C, const T *mean, T norm, int wbit,     \
+                                    T *sum, T *dotp) {                                          \
+  if (wbit == 0x80) bnt_sum_rows_##SUF(g, code, x, r0, r1, C, mean, norm, 0x80, sum, dotp);     \
+  else bnt_sum_rows_##SUF(g, code, x, r0, r1, C, mean, norm, wbit, sum, dotp);                  \
+}                                                                                               \
+ATTR static void bntd_##TAG##_##SUF(const T *g, const uint8_t *code, const T *x, T *dx,         \
+                                    int64_t r0, int64_t r1, int64_t C, const T *mean,           \
+                                    const T *k, const T *gm, const T *inv, const T *w, T norm,  \
+                                    int wbit, int64_t cv) {                                     \
+  if (wbit == 0x80) bnt_dx_rows_##SUF(g, code, x, dx, r0, r1, C, mean, k, gm, inv, w, norm,    \
+                                      0x80, cv);                                                \
+  else bnt_dx_rows_##SUF(g, code, x, dx, r0, r1, C, mean, k, gm, inv, w, norm, wbit, cv);       \
+}
+#define BNT_VARIANTS(T, SUF)                                                                    \
+  BNT_VARIANT(T, SUF, v3, __attribute__((target("avx2,fma"))))                                 \
+  BNT_VARIANT(T, SUF, v0, )
+
+DEFINE_BNT(float, f32, fmaf)
+DEFINE_BNT(double, f64, fma)
 '''
 # -ffp-contract=off: no FMA contraction, so every operation rounds exactly as in the torch ops.
 _C_FLAGS = ['-O3', '-shared', '-fPIC', '-fopenmp', '-fno-math-errno', '-fno-trapping-math',
@@ -402,6 +577,24 @@ class KernelBackend:
         :data:`BN_ONLY`; the number of non-finite BN outputs."""
         raise NotImplementedError
 
+    #: Whether :meth:`bn_train_forward` / :meth:`bn_train_backward` exist (training BatchNorm).
+    fuses_training_batch_norm = False
+
+    def bn_train_forward(self, x: Tensor, out: Tensor, code: Tensor, weight: Optional[Tensor],
+                         bias: Optional[Tensor], mean: Tensor, var: Tensor, eps: float,
+                         invstd: Tensor, max_spikes: int, norm: float, rounding: int,
+                         open_window: bool) -> int:
+        """Fire the training-mode ``batch_norm(x)`` (batch ``mean`` / biased ``var``; channels-last
+        ``x``) into ``out`` with full code bytes into ``code``; write ``1 / sqrt(var + eps)`` into
+        ``invstd``; the number of non-finite BN outputs."""
+        raise NotImplementedError
+
+    def bn_train_backward(self, grad: Tensor, code: Tensor, x: Tensor, dx: Optional[Tensor],
+                          mean: Tensor, invstd: Tensor, weight: Optional[Tensor], norm: float,
+                          grad_weight: Optional[Tensor], grad_bias: Optional[Tensor]) -> None:
+        """The gradients of :meth:`bn_train_forward` (``dx`` may be ``grad`` itself)."""
+        raise NotImplementedError
+
 
 class CKernelBackend(KernelBackend):
     """The C kernel (CPU, float32/float64), built with ``cc`` from ``source``.
@@ -433,6 +626,13 @@ class CKernelBackend(KernelBackend):
             getattr(lib, f'fire_bn_fwd_{suf}').argtypes = [vp, vp, i64, i64, i64, i32, vp, vp,
                                                            vp, vp, f64, f64, f64, i32, i32]
             getattr(lib, f'fire_bn_fwd_{suf}').restype = i64
+            getattr(lib, f'fire_bnt_fwd_{suf}').argtypes = [vp, vp, vp, i64, i64, vp, vp, vp,
+                                                            vp, f64, vp, f64, f64, i32, i32,
+                                                            i32]
+            getattr(lib, f'fire_bnt_fwd_{suf}').restype = i64
+            getattr(lib, f'fire_bnt_bwd_{suf}').argtypes = [vp, vp, vp, vp, i64, i64, vp, vp,
+                                                            vp, f64, i32, vp, vp, i64, i32]
+            getattr(lib, f'fire_bnt_bwd_{suf}').restype = i32
         self.lib = lib
 
     def forward(self, u, out, code, max_spikes, norm, rounding, open_window, full):
@@ -463,6 +663,32 @@ class CKernelBackend(KernelBackend):
         if bad < 0:
             raise MemoryError(f'fire_bn_fwd: no memory for {C} channel coefficients')
         return bad
+
+    fuses_training_batch_norm = True
+
+    def bn_train_forward(self, x, out, code, weight, bias, mean, var, eps, invstd, max_spikes,
+                         norm, rounding, open_window):
+        ptr = lambda t: None if t is None else t.data_ptr()  # noqa: E731
+        C = x.shape[1]
+        bad = int(getattr(self.lib, f'fire_bnt_fwd_{_C_SUFFIX[x.dtype]}')(
+            x.data_ptr(), out.data_ptr(), code.data_ptr(), x.numel() // C, C, ptr(weight),
+            ptr(bias), mean.data_ptr(), var.data_ptr(), float(eps), invstd.data_ptr(),
+            float(max_spikes), float(norm), rounding, int(open_window),
+            torch.get_num_threads()))
+        if bad < 0:
+            raise MemoryError(f'fire_bnt_fwd: no memory for {C} channel coefficients')
+        return bad
+
+    def bn_train_backward(self, grad, code, x, dx, mean, invstd, weight, norm, grad_weight,
+                          grad_bias):
+        ptr = lambda t: None if t is None else t.data_ptr()  # noqa: E731
+        C = x.shape[1]
+        if getattr(self.lib, f'fire_bnt_bwd_{_C_SUFFIX[x.dtype]}')(
+                grad.data_ptr(), code.data_ptr(), x.data_ptr(), ptr(dx), x.numel() // C, C,
+                mean.data_ptr(), invstd.data_ptr(), ptr(weight), float(norm), WINDOW_BIT,
+                ptr(grad_weight), ptr(grad_bias), C - C % _aten_bn_lanes(x.dtype),
+                torch.get_num_threads()):
+            raise MemoryError(f'fire_bnt_bwd: no memory for {C} channel sums')
 
 
 _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -768,6 +994,52 @@ def _probe_bn(b: KernelBackend, device: torch.device, dtype: torch.dtype,
     return None
 
 
+def _probe_bn_train(b: KernelBackend, device: torch.device, dtype: torch.dtype, rounding: int,
+                    open_window: bool) -> Optional[str]:
+    """Fused training BN + firing of ``b`` and its backward against ``F.batch_norm(training=True)``
+    then the torch ops and autograd's gradients, channels-last (37 channels: ATen's partial
+    vectors run too), with and without affine parameters, at this thread count; the cause of
+    a mismatch, or None."""
+    g = torch.Generator().manual_seed(0)
+    C, shape = 37, (3, 37, 5, 7)
+
+    def rnd(*size, scale=1.0, shift=0.0):
+        t = torch.randn(*size, generator=g, dtype=torch.float64) * scale + shift
+        return t.to(dtype).to(device)
+
+    cl = torch.channels_last
+    with torch.inference_mode(False), torch.enable_grad():
+        x = rnd(*shape, scale=3.0, shift=1.0).contiguous(memory_format=cl)
+        grad = rnd(*shape, scale=2.0).contiguous(memory_format=cl)
+        for affine in (True, False):
+            w, bias = (rnd(C), rnd(C)) if affine else (None, None)
+            leaves = [t.clone().requires_grad_() for t in (x, w, bias) if t is not None]
+            y = torch.nn.functional.batch_norm(leaves[0], None, None, *(leaves[1:] or [None] * 2),
+                                               True, 0.1, 1e-5)
+            for norm in b.probe_norms(device):
+                ref, ref_code = _torch_forward(y.detach(), _PROBE_D, norm, rounding, open_window,
+                                               'full')
+                refs = torch.autograd.grad(y, leaves, _torch_backward(grad, ref_code, norm, False),
+                                           retain_graph=True)
+                mean, var = torch.batch_norm_update_stats(x, None, None, 0.1)
+                out, code = torch.empty_like(x), torch.empty_like(x, dtype=torch.uint8)
+                invstd = torch.empty_like(mean)
+                bad = b.bn_train_forward(x, out, code, w, bias, mean, var, 1e-5, invstd, _PROBE_D,
+                                         norm, rounding, open_window)
+                what = f'(affine {affine}, norm {norm})'
+                if (bad != count_nonfinite(y) or not _exact(out, ref)
+                        or not _exact(code, ref_code)):
+                    return f'training batch norm + firing {what} differs from F.batch_norm ' \
+                           f'then the torch ops'
+                dx = grad.clone()  # in place, as the fused layers run it
+                gw, gb = (torch.empty_like(mean), torch.empty_like(mean)) if affine else (None, )*2
+                b.bn_train_backward(dx, code, x, dx, mean, invstd, w, norm, gw, gb)
+                got = [dx] + ([gw, gb] if affine else [])
+                if not all(_exact(a, r) for a, r in zip(got, refs)):
+                    return f'training batch norm + firing backward {what} differs from autograd'
+    return None
+
+
 def _default_backends() -> List[KernelBackend]:
     return [CKernelBackend(), TritonKernelBackend()]
 
@@ -811,6 +1083,7 @@ def unregister_backend(name: str) -> None:
         del table.backends[name]
         table.failed = {k: v for k, v in table.failed.items() if k[0] != name}
         table.passed = {k for k in table.passed if k[0] != name}
+        table.bn_probed = {k: v for k, v in table.bn_probed.items() if k[0] != name}
         table.load_errors.pop(name, None)
         table.resolved.clear()
 
@@ -889,27 +1162,40 @@ class BNParams(NamedTuple):
     eps: float
 
 
-def _bn_backend(x: Tensor, backend: str, rounding: int) -> Optional[KernelBackend]:
-    """The backend that fires ``x`` (inference, ``rounding``) if it fuses BN and its fused BN
-    passed its probe here; else None (one warning per backend, device, dtype and rounding)."""
-    name = fire_backend(x, backend=backend, op=('fwd', rounding, False, None))
+def _aten_bn_lanes(dtype: torch.dtype) -> int:
+    """Elements per vector of ATen's CPU batch norm kernels (its partial last vector rounds
+    apart). They are registered without an AVX-512 build: 256-bit vectors on AVX-512 too."""
+    return 32 // torch.empty((), dtype=dtype).element_size()
+
+
+def _bn_backend(x: Tensor, backend: str, rounding: int,
+                train_window: Optional[bool] = None) -> Optional[KernelBackend]:
+    """The backend that fires ``x`` if it fuses BN and its fused BN passed its probe here; else
+    None (one warning per backend, device, dtype and variant). Inference BN (running
+    statistics) when ``train_window`` is None; else training BN firing with code bytes, the
+    open window when ``train_window`` is True."""
+    train = train_window is not None
+    name = fire_backend(x, backend=backend,
+                        op=('fwd', rounding, bool(train_window), 'full' if train else None))
     table = _table()
     b = table.backends.get(name)
-    if b is None or not b.fuses_batch_norm:
+    if b is None or not (b.fuses_training_batch_norm if train else b.fuses_batch_norm):
         return None
-    key = (name, x.device, x.dtype, rounding)
+    key = (name, x.device, x.dtype, rounding) + (('train', bool(train_window)) if train else ())
     if key not in table.bn_probed:
         with table.lock:
             if key not in table.bn_probed:
                 try:
-                    cause = _probe_bn(b, x.device, x.dtype, rounding)
+                    cause = _probe_bn_train(b, x.device, x.dtype, rounding, bool(train_window)) \
+                        if train else _probe_bn(b, x.device, x.dtype, rounding)
                 except Exception as e:
                     cause = f'kernel error: {type(e).__name__}: {str(e)[-1000:]}'
                 table.bn_probed[key] = cause
                 if cause is not None:
-                    warnings.warn(f'mmspike: the {name!r} backend cannot fuse inference batch '
-                                  f'norm into the firing pass on {x.device} {x.dtype} ({cause});'
-                                  f' batch norm runs as its own op there', stacklevel=4)
+                    what = 'training' if train else 'inference'
+                    warnings.warn(f'mmspike: the {name!r} backend cannot fuse {what} batch norm '
+                                  f'into the firing pass on {x.device} {x.dtype} ({cause}); '
+                                  f'batch norm runs as its own op there', stacklevel=4)
     return b if table.bn_probed[key] is None else None
 
 
@@ -1027,6 +1313,111 @@ def fire_bn_forward(x: Tensor, bn: BNParams, max_spikes: int, norm: float, round
         if bad and on_nonfinite is not None:
             on_nonfinite(x, bad)
     return out
+
+
+def _bn_param_ok(x: Tensor, t: Optional[Tensor]) -> bool:
+    return t is None or (t.dtype == x.dtype and t.device == x.device and t.dim() == 1
+                         and t.numel() == x.shape[1] and t.is_contiguous())
+
+
+def _fuses_training_bn(x: Tensor) -> bool:
+    """Whether ``x`` has the layout of ATen's channels-last batch norm backward, which the
+    training kernels follow: 4-D channels-last, and not also NCHW-contiguous unless its maps
+    are 1x1 (ATen takes its per-channel path for the others)."""
+    return (x.dim() == 4 and x.is_floating_point() and x.numel() > 0 and not _tracing()
+            and x.is_contiguous(memory_format=torch.channels_last)
+            and (not x.is_contiguous() or x.shape[2] * x.shape[3] == 1))
+
+
+def _training_bn_backend(x: Tensor, params: Sequence[Optional[Tensor]], max_spikes: int,
+                         rounding: int, open_window: bool, backend: str
+                         ) -> Optional[KernelBackend]:
+    if not _fuses_training_bn(x) or max_spikes > MAX_CODED_SPIKES:
+        return None
+    if not all(_bn_param_ok(x, t) for t in params) or (params[2] is None) != (params[3] is None):
+        return None
+    return _bn_backend(x, backend, int(rounding), train_window=bool(open_window))
+
+
+def fuses_training_bn(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+                      running_mean: Optional[Tensor], running_var: Optional[Tensor],
+                      max_spikes: int, rounding: int = 1, open_window: bool = False,
+                      backend: str = 'auto') -> bool:
+    """Whether :func:`fire_bn_train_forward` runs on these arguments (else it returns None)."""
+    return _training_bn_backend(x, (weight, bias, running_mean, running_var), max_spikes,
+                                rounding, open_window, backend) is not None
+
+
+def fire_bn_train_forward(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+                          running_mean: Optional[Tensor], running_var: Optional[Tensor],
+                          momentum: float, eps: float, max_spikes: int, norm: float,
+                          rounding: int = 1, open_window: bool = False, backend: str = 'auto',
+                          on_nonfinite: Optional[Callable[[Tensor, int], None]] = None
+                          ) -> Optional[Tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """``fire_forward(batch_norm(x, training=True), code='full')`` with the normalisation inside
+    the firing pass, bit-identical to ``F.batch_norm`` then :func:`fire_forward`.
+
+    ATen computes the batch statistics (``torch.batch_norm_update_stats``: the pass and
+    roundings of its training batch norm, the running statistics updated with ``momentum`` as
+    it updates them); the C kernel normalises and fires in one pass (see the C source).
+
+    Args:
+        x (Tensor): ``[N, C, H, W]`` channels-last BN input.
+        weight, bias (Tensor, optional): The affine parameters (``x``'s dtype and device).
+        running_mean, running_var (Tensor, optional): Updated in place when given.
+        momentum (float): Running-statistics factor (what ``F.batch_norm`` gets).
+        eps (float): Added to the variance.
+        max_spikes, norm, rounding, open_window, backend: As :func:`fire_forward`.
+        on_nonfinite (callable, optional): As :func:`fire_forward`, with the BN output's
+            non-finite count.
+
+    Returns:
+        tuple[Tensor] | None: spikes, code bytes, batch mean and ``1 / sqrt(var + eps)`` (what
+        :func:`fire_bn_train_backward` takes), or None where nothing fuses this (another layout,
+        dtype or device, the torch ops, a failed probe); then nothing ran, the running
+        statistics are untouched, and the caller runs the batch norm and the neuron.
+    """
+    rounding = int(rounding)
+    b = _training_bn_backend(x, (weight, bias, running_mean, running_var), max_spikes, rounding,
+                             open_window, backend)
+    if b is None:
+        return None
+    mean, var = torch.batch_norm_update_stats(x, running_mean, running_var, momentum)
+    out, code = torch.empty_like(x), torch.empty_like(x, dtype=torch.uint8)
+    invstd = torch.empty_like(mean)
+    bad = b.bn_train_forward(x, out, code, weight, bias, mean, var, eps, invstd, max_spikes,
+                             norm, rounding, bool(open_window))
+    if bad and on_nonfinite is not None:
+        on_nonfinite(x, bad)
+    return out, code, mean, invstd
+
+
+def fire_bn_train_backward(grad: Tensor, code: Tensor, x: Tensor, mean: Tensor, invstd: Tensor,
+                           weight: Optional[Tensor], norm: float, eps: float,
+                           output_mask: Sequence[bool], rounding: int = 1,
+                           open_window: bool = False, inplace: bool = False,
+                           backend: str = 'auto'
+                           ) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+    """The gradients of :func:`fire_bn_train_forward` (``x``, ``weight``, ``bias``, as
+    ``output_mask`` asks) for the spikes' gradient ``grad``: the neuron's backward and ATen's
+    channels-last batch norm backward in one kernel, the neuron's gradient never stored;
+    bit-identical to :func:`fire_backward` then ``aten.native_batch_norm_backward``, which run
+    instead where the kernel does not apply (``grad`` in another layout, another backend).
+    ``rounding`` / ``open_window`` name the forward's variant (its probe); ``inplace`` lets the
+    input gradient overwrite ``grad``."""
+    mask = [bool(m) for m in output_mask]
+    b = None
+    if _fuses_training_bn(x) and grad.dtype == x.dtype and grad.stride() == x.stride():
+        b = _bn_backend(x, backend, int(rounding), train_window=bool(open_window))
+    if b is None:
+        dy = fire_backward(grad, code, norm, inplace=inplace, backend=backend)
+        return tuple(torch.ops.aten.native_batch_norm_backward(
+            dy, x, weight, None, None, mean, invstd, True, eps, mask))
+    dx = (grad if inplace else torch.empty_like(x)) if mask[0] else None
+    gw = torch.empty_like(mean) if mask[1] and weight is not None else None
+    gb = torch.empty_like(mean) if mask[2] else None
+    b.bn_train_backward(grad, code, x, dx, mean, invstd, weight, norm, gw, gb)
+    return dx, gw, gb
 
 
 def fire_backward(grad: Tensor, code: Tensor, norm: float, inplace: bool = False,

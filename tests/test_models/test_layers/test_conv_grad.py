@@ -11,6 +11,9 @@ from mmspike.models.neurons import set_kernel_backend
 
 CL = torch.channels_last
 AVX2 = torch.backends.cpu.get_cpu_capability() in ('AVX2', 'AVX512')
+# where ATen's capability is AVX-512, oneDNN runs its AVX-512 kernels, which sum in other orders
+# (the self-check then hands the convs to ATen: the same bits, not the kernel)
+ONEDNN_AVX2 = torch.backends.cpu.get_cpu_capability() == 'AVX2'
 
 
 def _aten(g, x, w, stride, padding, groups):
@@ -71,7 +74,7 @@ def test_weight_and_bias_grads_are_atens_bit_for_bit(geometry, threads):
     # count, and one of the two bias orders; for depthwise convs it depends on the channels, the
     # size and the thread count (the self-check hands the others to ATen), so only their bits
     # are asserted
-    if AVX2 and groups == 1:
+    if ONEDNN_AVX2 and groups == 1:
         assert conv_grad.checked_geometries()[key] is True, 'the kernel lost ATen\'s order'
         assert conv_grad.checked_bias_orders()[key] in (1, min(threads, N)), \
             'the kernel no longer sums the bias as ATen'
@@ -116,7 +119,8 @@ def test_fast_path_training_uses_it_and_keeps_plain_bits():
     assert all(torch.equal(plain[n], fast[n]) for n in plain) and plain.keys() == fast.keys()
     # 48x48 input: geometries no other test uses, so they are checked here
     assert sum(k[-2] == 1 for k in new) >= 5 and sum(k[-2] > 1 for k in new) >= 3
-    assert all(v for k, v in new.items() if k[-2] == 1)  # dense convs: as measured above
+    if ONEDNN_AVX2:
+        assert all(v for k, v in new.items() if k[-2] == 1)  # dense convs: as measured above
 
     set_kernel_backend(model, 'torch')
     x = torch.randn(2, 3, 40, 40)
