@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from mmspike.registry import MODELS
 from ..execution import ExecutionModeMixin
 from ..neurons import build_neuron
-from .fused import spike_convs
+from .fused import bn_fire, spike_convs
 from .rep_conv import LinearPair, RepConv
 from .time import fold_time, unfold_time
 
@@ -140,7 +140,8 @@ class SpikeDrivenAttention(ExecutionModeMixin, nn.Module):
 
     On the fast path the input neuron runs fused with the Q/K/V projections' first convs and the
     attention neuron with the output projection (:func:`~mmspike.models.layers.spike_convs`),
-    and ``Q (K^T V)`` is computed transposed, without layout copies.
+    in training the Q/K/V projections' BNs inside their neurons' firing passes (channels-last
+    maps), and ``Q (K^T V)`` is computed transposed, without layout copies.
     """
 
     def __init__(self, channels: int, num_heads: int = 8, value_ratio: int = 1,
@@ -181,18 +182,32 @@ class SpikeDrivenAttention(ExecutionModeMixin, nn.Module):
         return x.reshape(T, B, self.num_heads, C // self.num_heads, H * W).transpose(-2, -1)
 
     def _spike_projections(self, x: Tensor, neuron: nn.Module,
-                           projections: Sequence[nn.Sequential]) -> List[Tensor]:
-        """``[proj(neuron(x)) for proj in projections]`` on ``[T, B, C, H, W]``; on the fast path
-        the neuron and the projections' first convs run fused (spikes kept as bytes)."""
+                           projections: Sequence[nn.Sequential],
+                           then: Optional[Sequence[nn.Module]] = None) -> List[Tensor]:
+        """``[proj(neuron(x)) for proj in projections]`` on ``[T, B, C, H, W]``, each followed by
+        its neuron of ``then`` when given; on the fast path the neuron and the projections'
+        first convs run fused (spikes kept as bytes), and a projection's training-mode BN runs
+        inside the following neuron's firing pass (:func:`~.fused.bn_fire`)."""
         T = x.shape[0]
+        then = [None] * len(projections) if then is None else then
         heads = [_first_conv(p) for p in projections]
         fused = None
         if all(h is not None for h in heads):
             fused = spike_convs(x, neuron, [h[0] for h in heads], observed=projections)
         if fused is None:
             s, _ = fold_time(neuron(x))
-            return [unfold_time(p(s), T) for p in projections]
-        return [unfold_time(rest(y), T) for (_, rest), y in zip(heads, fused)]
+            outs = [unfold_time(p(s), T) for p in projections]
+            return [o if n is None else n(o) for o, n in zip(outs, then)]
+        outs = []
+        for p, (_, rest), y, n in zip(projections, heads, fused, then):
+            spikes = None if n is None or not isinstance(rest, nn.BatchNorm2d) else bn_fire(
+                y, rest, n, observed=(p, ))
+            if spikes is not None:
+                outs.append(unfold_time(spikes, T))
+            else:
+                out = unfold_time(rest(y), T)
+                outs.append(out if n is None else n(out))
+        return outs
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 5 or x.shape[2] != self.channels:
@@ -200,8 +215,8 @@ class SpikeDrivenAttention(ExecutionModeMixin, nn.Module):
                              f'got shape {tuple(x.shape)}')
         T, B, _, H, W = x.shape
         q, k, v = self._spike_projections(x, self.head_neuron,
-                                          (self.q_conv, self.k_conv, self.v_conv))
-        q, k, v = self.q_neuron(q), self.k_neuron(k), self.v_neuron(v)
+                                          (self.q_conv, self.k_conv, self.v_conv),
+                                          then=(self.q_neuron, self.k_neuron, self.v_neuron))
         order = 'qk_first'  # the plain path: always (Q K^T) V, as upstream
         if self.fast_path:
             order = self.order if self.order != 'auto' else cheaper_attention_order(

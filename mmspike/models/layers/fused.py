@@ -182,6 +182,65 @@ class _BNSpikeConvs(torch.autograd.Function):
         return (gx, gw, gb, None, None, None, None, None, *param_grads)
 
 
+class _BNFire(torch.autograd.Function):
+    """``neuron(batch_norm(x))`` with a training-mode BatchNorm in one firing pass, the float
+    spikes returned (for a consumer other than a conv); keeps ``x`` and the code bytes."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, bn_weight: Optional[Tensor], bn_bias: Optional[Tensor],
+                bn_state: tuple, spec: tuple, backend: str, on_nonfinite) -> Tensor:
+        D, norm, rounding, open_window = spec
+        running_mean, running_var, momentum, eps = bn_state
+        fired = kernels.fire_bn_train_forward(
+            x, bn_weight, bn_bias, running_mean, running_var, momentum, eps, D, norm, rounding,
+            open_window, backend=backend, on_nonfinite=on_nonfinite)
+        if fired is None:  # bn_fire checked the kernel applies: a changed table
+            raise RuntimeError('mmspike: the fused training batch norm no longer applies')
+        s, code, mean, invstd = fired
+        ctx.spec, ctx.eps, ctx.backend = spec, eps, backend
+        ctx.save_for_backward(code, x, bn_weight, mean, invstd)
+        return s
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        code, x, bn_weight, mean, invstd = ctx.saved_tensors
+        D, norm, rounding, open_window = ctx.spec
+        gx, gw, gb = kernels.fire_bn_train_backward(
+            grad, code, x, mean, invstd, bn_weight, norm, ctx.eps, ctx.needs_input_grad[:3],
+            rounding, open_window, backend=ctx.backend)
+        return gx, gw, gb, None, None, None, None
+
+
+def bn_fire(x: Tensor, bn: nn.Module, neuron: nn.Module,
+            observed: Sequence[nn.Module] = ()) -> Optional[Tensor]:
+    """``neuron(bn(x))`` on the fast path with a training-mode ``BatchNorm2d``: the batch norm
+    inside the firing pass and its backward inside the neuron's
+    (:func:`~mmspike.models.neurons.kernels.fire_bn_train_forward`), the same bits.
+
+    Args:
+        x (Tensor): ``[T * B, C, H, W]`` channels-last input of ``bn``.
+        bn (nn.Module): The norm layer.
+        neuron (nn.Module): The neuron after it.
+        observed (Sequence[nn.Module]): Further modules the fusion bypasses; if any has hooks,
+            nothing is fused.
+
+    Returns:
+        Tensor | None: the spikes ``[T * B, C, H, W]``, or None where this does not fuse (an
+        inference-mode BN, another layout or neuron, hooks, ...): then nothing ran.
+    """
+    if not isinstance(neuron, IntegerNeuron) or x.dim() != 4 \
+            or _observed([bn, neuron, *observed]):
+        return None
+    spec = neuron.fused_spec(x)
+    if spec is None or spec[0] > kernels.MAX_CODED_SPIKES:
+        return None
+    state = _training_bn(bn, x, spec, neuron.kernel_backend)
+    if state is None:
+        return None
+    return _BNFire.apply(x, bn.weight, bn.bias, state, spec, neuron.kernel_backend,
+                         neuron.nonfinite_handler())
+
+
 def _inference_bn(bn: nn.Module, x: Tensor, params: Sequence[Optional[Tensor]]
                   ) -> Optional[kernels.BNParams]:
     """The parameters of ``bn`` when it normalises ``x`` with running statistics and no

@@ -56,8 +56,9 @@ def test_training_step_fuses_bn_and_equals_plain(dtype, momentum, train_fused):
         assert not train_fused
         out = _step(model, x, 'fast')
         if _c_available():
-            # 2m: 2 CNN stages x 2 blocks + 6 Transformer blocks, SepConv (2 links) + MLP (1)
-            assert len(train_fused) >= 20, len(train_fused)
+            # 2m: 4 CNN + 8 Transformer blocks, each a SepConv (2 BN -> neuron links) and an
+            # MLP or conv pair (1), and Q / K / V of every Transformer block (3)
+            assert len(train_fused) == 12 * 3 + 8 * 3, len(train_fused)
         del train_fused[:]
         assert all(torch.equal(a, b) for a, b in zip(ref, out))
         for (name, p), q in zip(model.named_parameters(), plain.parameters()):
@@ -76,13 +77,16 @@ def test_nchw_training_and_hooked_bn_are_not_fused(train_fused):
     assert not train_fused
     model = model.to(memory_format=torch.channels_last)
     bn = next(m for n, m in model.named_modules() if n.endswith('pwconv1.bn'))
+    q_neuron = next(m for n, m in model.named_modules() if n.endswith('attn.q_neuron'))
     seen = []
-    handle = bn.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    handles = [m.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+               for m in (bn, q_neuron)]  # e.g. the firing-rate recorder's hooks on neurons
     try:
         with execution_mode(model, 'fast'):
             model(x.contiguous(memory_format=torch.channels_last))
     finally:
-        handle.remove()
-    assert len(seen) == 1  # the watched BN ran as a module
+        for h in handles:
+            h.remove()
+    assert len(seen) == 2  # the watched BN and neuron ran as modules
     if _c_available():
         assert train_fused  # the others fused
