@@ -30,8 +30,8 @@ random normal tensors of it (any other summation order shows on them) and compar
 a geometry that differs uses ATen from then on (a debug-level log line says which;
 :func:`checked_geometries` and :func:`checked_bias_orders` list them all). On a CPU with
 AVX-512 (ATen's capability ``AVX512``) oneDNN runs its AVX-512 kernels, which sum the dense
-convs in other orders: there the check hands them to ATen (seen on an Intel Xeon). A failed build (no
-C compiler) warns once and leaves every gradient to ATen.
+convs in other orders: there the check hands them to ATen (seen on an Intel Xeon). A failed
+build (no C compiler) warns once and leaves every gradient to ATen.
 
 **1x1 convs stay with ATen.** oneDNN's ``jit_1x1`` AVX2 kernel (2 threads, channels-last) sums
 their weight gradient in another order: per image, chunks of ``min(OW, 128)`` pixels (the last
