@@ -361,8 +361,10 @@ def profile(args, arch: str) -> None:
     models = build_models(args, arch, args.upstream is not None)
     x, y = data(args)
     model = models[args.profile]
-    for what, fn in (('train step', train_step(model, x, y)),
-                     ('inference', inference(model, x))):
+    # built one after the other: each sets the model's mode (train / eval) for its own run
+    for what, make in (('train step', lambda: train_step(model, x, y)),
+                       ('inference', lambda: inference(model, x))):
+        fn = make()
         fn()
         with tprofile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
             fn()
