@@ -152,34 +152,49 @@ class _BNSpikeConvs(torch.autograd.Function):
     def forward(ctx, x: Tensor, bn_weight: Optional[Tensor], bn_bias: Optional[Tensor],
                 bn_state: tuple, spec: tuple, geometry: tuple, backend: str, on_nonfinite,
                 *params: Optional[Tensor]):
-        D, norm, rounding, open_window = spec
-        running_mean, running_var, momentum, eps = bn_state
         weights, biases = params[0::2], params[1::2]
-        fired = kernels.fire_bn_train_forward(
-            x, bn_weight, bn_bias, running_mean, running_var, momentum, eps, D, norm, rounding,
-            open_window, backend=backend, on_nonfinite=on_nonfinite)
-        if fired is None:  # spike_convs checked the kernel applies: a changed table
-            raise RuntimeError('mmspike: the fused training batch norm no longer applies')
-        s, code, mean, invstd = fired
+        s, saved = _bn_fire_forward(ctx, x, bn_weight, bn_bias, bn_state, spec, backend,
+                                    on_nonfinite)
         outs = _convs(s, weights, biases, geometry, True)
         del s
         _save_conv_meta(ctx, spec, geometry, x.dtype, backend, outs, biases)
-        ctx.eps = eps
-        ctx.save_for_backward(code, x, bn_weight, mean, invstd, *weights)
+        ctx.save_for_backward(*saved, *weights)
         return outs
 
     @staticmethod
     def backward(ctx, *grads: Optional[Tensor]):
-        code, x, bn_weight, mean, invstd, *weights = ctx.saved_tensors
-        grad_s, param_grads = _conv_backward(ctx, code, weights, grads, first=8)
+        saved, weights = ctx.saved_tensors[:5], ctx.saved_tensors[5:]
+        grad_s, param_grads = _conv_backward(ctx, saved[0], weights, grads, first=8)
         gx = gw = gb = None
-        if grad_s is not None:
-            D, norm, rounding, open_window = ctx.spec
-            gx, gw, gb = kernels.fire_bn_train_backward(
-                grad_s, code, x, mean, invstd, bn_weight, norm, ctx.eps,
-                ctx.needs_input_grad[:3], rounding, open_window, inplace=True,
-                backend=ctx.backend)
+        if grad_s is not None:  # grad_s is this function's own temporary: dx overwrites it
+            gx, gw, gb = _bn_fire_backward(ctx, grad_s, saved, inplace=True)
         return (gx, gw, gb, None, None, None, None, None, *param_grads)
+
+
+def _bn_fire_forward(ctx, x: Tensor, bn_weight: Optional[Tensor], bn_bias: Optional[Tensor],
+                     bn_state: tuple, spec: tuple, backend: str, on_nonfinite
+                     ) -> Tuple[Tensor, tuple]:
+    """The spikes of ``neuron(batch_norm(x))`` (training BN) and the tensors its backward
+    needs, with ``ctx.spec`` / ``eps`` / ``backend`` set."""
+    D, norm, rounding, open_window = spec
+    running_mean, running_var, momentum, eps = bn_state
+    fired = kernels.fire_bn_train_forward(
+        x, bn_weight, bn_bias, running_mean, running_var, momentum, eps, D, norm, rounding,
+        open_window, backend=backend, on_nonfinite=on_nonfinite)
+    if fired is None:  # the caller checked that the kernel applies: a changed backend table
+        raise RuntimeError('mmspike: the fused training batch norm no longer applies')
+    s, code, mean, invstd = fired
+    ctx.spec, ctx.eps, ctx.backend = spec, eps, backend
+    return s, (code, x, bn_weight, mean, invstd)
+
+
+def _bn_fire_backward(ctx, grad: Tensor, saved: Sequence[Tensor], inplace: bool) -> tuple:
+    """The gradients of ``x``, the BN weight and bias for the spikes' gradient ``grad``."""
+    code, x, bn_weight, mean, invstd = saved
+    _, norm, rounding, open_window = ctx.spec
+    return kernels.fire_bn_train_backward(
+        grad, code, x, mean, invstd, bn_weight, norm, ctx.eps, ctx.needs_input_grad[:3],
+        rounding, open_window, inplace=inplace, backend=ctx.backend)
 
 
 class _BNFire(torch.autograd.Function):
@@ -189,26 +204,16 @@ class _BNFire(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, bn_weight: Optional[Tensor], bn_bias: Optional[Tensor],
                 bn_state: tuple, spec: tuple, backend: str, on_nonfinite) -> Tensor:
-        D, norm, rounding, open_window = spec
-        running_mean, running_var, momentum, eps = bn_state
-        fired = kernels.fire_bn_train_forward(
-            x, bn_weight, bn_bias, running_mean, running_var, momentum, eps, D, norm, rounding,
-            open_window, backend=backend, on_nonfinite=on_nonfinite)
-        if fired is None:  # bn_fire checked the kernel applies: a changed table
-            raise RuntimeError('mmspike: the fused training batch norm no longer applies')
-        s, code, mean, invstd = fired
-        ctx.spec, ctx.eps, ctx.backend = spec, eps, backend
-        ctx.save_for_backward(code, x, bn_weight, mean, invstd)
+        s, saved = _bn_fire_forward(ctx, x, bn_weight, bn_bias, bn_state, spec, backend,
+                                    on_nonfinite)
+        ctx.save_for_backward(*saved)
         return s
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        code, x, bn_weight, mean, invstd = ctx.saved_tensors
-        D, norm, rounding, open_window = ctx.spec
-        gx, gw, gb = kernels.fire_bn_train_backward(
-            grad, code, x, mean, invstd, bn_weight, norm, ctx.eps, ctx.needs_input_grad[:3],
-            rounding, open_window, backend=ctx.backend)
-        return gx, gw, gb, None, None, None, None
+        # autograd's gradient may be shared: not overwritten
+        return (*_bn_fire_backward(ctx, grad, ctx.saved_tensors, inplace=False), None, None,
+                None, None)
 
 
 def bn_fire(x: Tensor, bn: nn.Module, neuron: nn.Module,
