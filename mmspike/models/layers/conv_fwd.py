@@ -25,8 +25,11 @@ input (+-0) leaves it unchanged: skipping the zeros gives the same bits, with fi
 6 pixels (the zeros inside that list are multiplied, as oneDNN does). 1x1 convs list them per
 group of 6 consecutive pixels and pack the 6 values per listed channel; kxk convs keep one
 channel bit mask per input pixel and OR the 6 pixels' masks per tap. The weights are repacked
-per call as ``[O / 16][tap][I][16]``. On the 19M benchmark's convs at 2 threads the 1x1 convs take
-0.6-0.7x ATen's time, the sparse 3x3 ones 0.45-0.85x (``benchmarks/bench_vs_upstream.py``).
+per call as ``[O / 16][tap][I][16]``; on a CPU with AVX-512 the 16 outputs of a pixel are one
+512-bit register (the same chains, half the instructions; 1.05x on the kernel convs of a 19M
+inference, replayed old against new in one process). On the 19M benchmark's convs at 2
+threads the 1x1 convs take 0.6-0.7x ATen's time, the sparse 3x3 ones 0.45-0.85x
+(``benchmarks/bench_vs_upstream.py``; an AVX2 host).
 
 **Self-check.** The order is an observation about one oneDNN build, thread count and ISA, not a
 contract. The first call for a geometry (shapes, strides, padding, bias or not, thread count)
@@ -85,6 +88,28 @@ _SOURCE = r'''
       _mm256_storeu_ps(y + r * O + 8 * v, s);                                                   \
     }
 
+/* The 16-output tile with one AVX-512 register per pixel: the same FMA chain per output, half
+   the instructions (chosen at run time where the CPU has AVX-512). */
+#define TILE512_ZERO                                                                            \
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+#define TILE512_FMA(w, X)                                                                       \
+  {                                                                                             \
+    __m512 w0 = _mm512_loadu_ps(w);                                                             \
+    a0 = _mm512_fmadd_ps(_mm512_set1_ps(*X(0)), w0, a0);                                        \
+    a1 = _mm512_fmadd_ps(_mm512_set1_ps(*X(1)), w0, a1);                                        \
+    a2 = _mm512_fmadd_ps(_mm512_set1_ps(*X(2)), w0, a2);                                        \
+    a3 = _mm512_fmadd_ps(_mm512_set1_ps(*X(3)), w0, a3);                                        \
+    a4 = _mm512_fmadd_ps(_mm512_set1_ps(*X(4)), w0, a4);                                        \
+    a5 = _mm512_fmadd_ps(_mm512_set1_ps(*X(5)), w0, a5);                                        \
+  }
+#define TILE512_STORE                                                                           \
+  __m512 acc[R] = {a0, a1, a2, a3, a4, a5};                                                     \
+  for (int64_t r = 0; r < nq; ++r) {                                                            \
+    __m512 s = acc[r];                                                                          \
+    if (b) s = _mm512_add_ps(s, _mm512_loadu_ps(b));                                            \
+    _mm512_storeu_ps(y + r * O, s);                                                             \
+  }
+
 #define CG 16      /* groups of R pixels whose lists are built together */
 /* 1x1: a group of nq <= R consecutive pixels over its n listed input channels idx[j] (their
    values xs[j * R + r]); wp: [I][8 * NV] weight rows. */
@@ -101,6 +126,16 @@ __attribute__((target("avx2,fma"))) static void tile1x1_##NV(                   
   TILE_STORE(NV)                                                                                \
 }
 TILE1X1(1) TILE1X1(2)
+__attribute__((target("avx512f"))) static void tile1x1_512(
+    const int32_t *idx, const float *xs, int64_t n, const float *wp, const float *b, float *y,
+    int64_t O, int64_t nq) {
+  TILE512_ZERO
+  for (int64_t j = 0; j < n; ++j) {
+    const float *v = xs + j * R;
+    TILE512_FMA(wp + (int64_t)idx[j] * 16, PACKED)
+  }
+  TILE512_STORE
+}
 
 /* The non-zero mask of input channels k..k+7 over nq rows of x (row stride I); NaN is listed. */
 __attribute__((target("avx2"))) static inline unsigned group_mask(const float *x, int64_t nq,
@@ -137,6 +172,8 @@ int conv1x1_f32(const float *x, const float *w, const float *b, float *y, int64_
   __builtin_cpu_init();
   if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) || O % 8 || I % 8)
     return -1;
+  void (*tile16)(const int32_t *, const float *, int64_t, const float *, const float *, float *,
+                 int64_t, int64_t) = __builtin_cpu_supports("avx512f") ? tile1x1_512 : tile1x1_2;
   int64_t ng = (P + R - 1) / R, nob = (O + 15) / 16;
   /* every 8th tile's list length (the kernel's work) against I: denser inputs go to ATen */
   int64_t listed = 0, sampled = 0;
@@ -187,7 +224,7 @@ int conv1x1_f32(const float *x, const float *w, const float *b, float *y, int64_
           int64_t o0 = ob * 16;
           for (int64_t g = g0; g < g1; ++g) {
             int64_t nq = P - g * R < R ? P - g * R : R, s = start[g - g0];
-            (O - o0 >= 16 ? tile1x1_2 : tile1x1_1)(idx + s, xs + s * R, start[g - g0 + 1] - s,
+            (O - o0 >= 16 ? tile16 : tile1x1_1)(idx + s, xs + s * R, start[g - g0 + 1] - s,
                                              wp + o0 * I, b ? b + o0 : NULL, y + g * R * O + o0,
                                              O, nq);
           }
@@ -231,6 +268,27 @@ __attribute__((target("avx2,fma"))) static void tilekxk_##NV(                   
   TILE_STORE(NV)                                                                                \
 }
 TILEKXK(1) TILEKXK(2)
+__attribute__((target("avx512f"))) static void tilekxk_512(
+    const float *const *rows, const uint64_t *um, int64_t nw, int64_t KH, int64_t KW,
+    const float *wp, int64_t I, const float *b, float *y, int64_t O, int64_t nq, int64_t ow0,
+    int64_t W, int64_t pw, const float *zero) {
+  TILE512_ZERO
+  for (int64_t t = 0; t < KH * KW; ++t) {
+    const float *row = rows[t / KW];
+    if (!row) continue;
+    const float *p[R];
+    for (int64_t r = 0, c = ow0 + t % KW - pw; r < R; ++r, ++c)
+      p[r] = r < nq && c >= 0 && c < W ? row + c * I : zero;
+    const float *p0 = p[0], *p1 = p[1], *p2 = p[2], *p3 = p[3], *p4 = p[4], *p5 = p[5];
+    const float *wt = wp + t * I * 16;
+    for (int64_t k = 0; k < nw; ++k)
+      for (uint64_t bits = um[t * nw + k]; bits; bits &= bits - 1) {
+        int64_t i = k * 64 + __builtin_ctzll(bits);
+        TILE512_FMA(wt + i * 16, WINDOW)
+      }
+  }
+  TILE512_STORE
+}
 
 /* bit i % 64 of mask[i / 64]: x[i] is not zero (NaN included) */
 __attribute__((target("avx2"))) static void pixel_mask(const float *x, int64_t I, uint64_t *mask,
@@ -255,6 +313,10 @@ int convkxk_f32(const float *x, const float *w, const float *b, float *y, int64_
   if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) || O % 8 || I % 8
       || KH > MAX_KH || KH * KW > MAX_T)
     return -1;
+  void (*tile16)(const float *const *, const uint64_t *, int64_t, int64_t, int64_t,
+                 const float *, int64_t, const float *, float *, int64_t, int64_t, int64_t,
+                 int64_t, int64_t, const float *) =
+      __builtin_cpu_supports("avx512f") ? tilekxk_512 : tilekxk_2;
   int64_t OH = H + 2 * ph - KH + 1, OW = W + 2 * pw - KW + 1, T = KH * KW;
   int64_t nw = (I + 63) / 64, nob = (O + 15) / 16, ngr = (OW + R - 1) / R;
   int64_t ntiles = N * OH * ngr, nitems = (ntiles + GC - 1) / GC;
@@ -328,7 +390,7 @@ int convkxk_f32(const float *x, const float *w, const float *b, float *y, int64_
           int64_t o0 = ob * 16;
           for (int64_t j = j0; j < j1; ++j) {
             int64_t q = j / ngr, g = j % ngr, nq = OW - g * R < R ? OW - g * R : R;
-            (O - o0 >= 16 ? tilekxk_2 : tilekxk_1)(rows[j - j0], um + (j - j0) * T * nw, nw, KH, KW,
+            (O - o0 >= 16 ? tile16 : tilekxk_1)(rows[j - j0], um + (j - j0) * T * nw, nw, KH, KW,
                                              wp + o0 * I * T, I, b ? b + o0 : NULL,
                                              y + (q * OW + g * R) * O + o0, O, nq, g * R, W, pw,
                                              zero);
