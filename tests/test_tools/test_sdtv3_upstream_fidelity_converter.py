@@ -99,9 +99,11 @@ def test_converted_weights_reproduce_upstream(name):
         diff = max((fast - expected).abs().max().item(), (plain - expected).abs().max().item())
         report[dt_name] = diff
         assert torch.equal(fast.argmax(1), expected.argmax(1))
-        if dt == torch.float64:
+        if dt == torch.float64 and ref.same_capability(meta):
             assert torch.equal(fast, expected) and torch.equal(plain, expected), \
                 f'{name}: float64 logits differ from upstream by {diff:.3g}'
+        elif dt == torch.float64:  # other kernels here than where it was recorded
+            assert diff <= 1e-12 * max(1.0, expected.abs().max().item()), diff
         else:
             assert diff < 1e-3 * max(1.0, expected.abs().max().item()), diff
     print(f'{name}: max |logit - upstream| fp64 {report["float64"]:.3g}, '

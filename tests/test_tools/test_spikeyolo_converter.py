@@ -62,7 +62,7 @@ def _forward(model, x, mode):
     return out, sorted(calls)
 
 
-def _compare(name, model, state, recorded):
+def _compare(name, model, state, recorded, meta):
     report = {}
     x_shape = tuple(recorded['input_shape'].tolist())
     for dt_name, dt in (('float64', torch.float64), ('float32', torch.float32)):
@@ -73,11 +73,20 @@ def _compare(name, model, state, recorded):
         up_calls = sorted(map(tuple, recorded[f'spikes_{dt_name}'].tolist()))
         fast, _ = _forward(model, x, 'fast')
         plain, calls = _forward(model, x, 'plain')
+        if dt == torch.float32 and not ref.same_capability(meta):
+            # other float32 kernels than where it was recorded: the first (real-valued) conv
+            # rounds differently and flips spikes (seen on an AVX-512 Xeon); float64 above
+            # checked the spikes, here the two paths must still agree bit for bit
+            assert torch.equal(fast, plain)
+            report[dt_name] = float('nan')
+            continue
         assert calls == up_calls, f'{name} {dt_name}: spikes differ from upstream'
         report[dt_name] = max((fast - expected).abs().max().item(),
                               (plain - expected).abs().max().item())
-        if dt == torch.float64:
+        if dt == torch.float64 and ref.same_capability(meta):
             assert torch.equal(fast, expected) and torch.equal(plain, expected), report
+        elif dt == torch.float64:  # other kernels here than where it was recorded
+            assert report[dt_name] <= 1e-12 * max(1.0, expected.abs().max().item()), report
         else:
             assert report[dt_name] < 1e-3 * max(1.0, expected.abs().max().item()), report
     print(f'{name}: max |output - upstream| fp64 {report["float64"]:.3g}, '
@@ -100,7 +109,7 @@ def test_state_dict_converts_and_reproduces_upstream(name):
     shapes_up = [tuple(v.shape) for k, v in upstream.items() if 'dfl' not in k]
     shapes_mm = [tuple(v.shape) for v in model.state_dict().values()]
     assert sorted(shapes_up) == sorted(shapes_mm) and shapes_up != shapes_mm
-    _compare(name, model, state, recorded)
+    _compare(name, model, state, recorded, meta)
     # what --config does: strict load into the shipped config's model, errors by name
     converter.check_against_config(state, osp.join(CFG_DIR, f'{name}_coco.py'))
     other = 'spikeyolo_s' if name == 'spikeyolo_n' else 'spikeyolo_n'
@@ -124,7 +133,7 @@ def test_pickled_fp16_checkpoint_read_without_running_it(tmp_path):
     state = load_state_dict_file(dst)
     recorded = torch.load(osp.join(REF_DIR, 'spikeyolo_tiny_ultralytics_fp16_outputs.pt'),
                           weights_only=True)
-    _compare('spikeyolo_tiny (fp16 pickle)', _model('spikeyolo_tiny'), state, recorded)
+    _compare('spikeyolo_tiny (fp16 pickle)', _model('spikeyolo_tiny'), state, recorded, meta)
 
 
 class _Evil:

@@ -112,6 +112,23 @@ def manifest_of(state: Dict[str, Tensor]) -> List[list]:
     return [[k, list(v.shape), str(v.dtype).replace('torch.', '')] for k, v in state.items()]
 
 
+#: ATen's CPU capability on the machine that recorded the references without a
+#: ``cpu_capability`` entry (a 2-core AMD EPYC VM). ATen and oneDNN pick their kernels, and so
+#: their summation orders, by it: float64 outputs are bit-exact only on the same capability (on
+#: another, the same integer spikes and outputs equal to float64 rounding).
+RECORDED_CAPABILITY = 'AVX2'
+
+
+def recorded_capability(meta: dict) -> str:
+    """ATen's CPU capability where reference ``meta`` was recorded."""
+    return meta.get('cpu_capability', RECORDED_CAPABILITY)
+
+
+def same_capability(meta: dict) -> bool:
+    """Whether this machine runs ATen's kernels of the recording machine's capability."""
+    return recorded_capability(meta) == torch.backends.cpu.get_cpu_capability()
+
+
 def load_reference(directory: str, name: str) -> Tuple[dict, Optional[dict]]:
     """``(manifest json, recorded outputs or None)`` of reference ``name`` in ``directory``."""
     with open(osp.join(directory, f'{name}.json')) as f:
@@ -159,6 +176,7 @@ def _run(model, state_for, x_shape, is_neuron, norm_of, forward=None) -> dict:
 def _save(out_dir: str, name: str, meta: dict, manifest: list, outputs: Optional[dict]):
     os.makedirs(out_dir, exist_ok=True)
     meta = dict(meta, name=name, formula_version=FORMULA_VERSION, torch=torch.__version__,
+                cpu_capability=torch.backends.cpu.get_cpu_capability(),
                 num_tensors=len(manifest), manifest=manifest)
     with open(osp.join(out_dir, f'{name}.json'), 'w') as f:
         json.dump(meta, f, indent=0)
