@@ -1165,7 +1165,7 @@ class BNParams(NamedTuple):
 def _aten_bn_lanes(dtype: torch.dtype) -> int:
     """Elements per vector of ATen's CPU batch norm kernels (its partial last vector rounds
     apart). They are registered without an AVX-512 build: 256-bit vectors on AVX-512 too."""
-    return 32 // torch.empty((), dtype=dtype).element_size()
+    return 32 // dtype.itemsize
 
 
 def _bn_backend(x: Tensor, backend: str, rounding: int,
@@ -1272,6 +1272,13 @@ def fire_forward(u: Tensor, max_spikes: int, norm: float, rounding: int = 1,
     return out, buf
 
 
+def _bn_param_ok(x: Tensor, t: Optional[Tensor]) -> bool:
+    """Whether BN parameter ``t`` (or None) fits ``x``: its dtype and device, one contiguous
+    value per channel."""
+    return t is None or (t.dtype == x.dtype and t.device == x.device and t.dim() == 1
+                         and t.numel() == x.shape[1] and t.is_contiguous())
+
+
 def fire_bn_forward(x: Tensor, bn: BNParams, max_spikes: int, norm: float, rounding: int = 1,
                     backend: str = 'auto',
                     on_nonfinite: Optional[Callable[[Tensor, int], None]] = None
@@ -1293,9 +1300,7 @@ def fire_bn_forward(x: Tensor, bn: BNParams, max_spikes: int, norm: float, round
     """
     if x.dim() != 4 or not x.is_floating_point() or _tracing():
         return None
-    if any(t is not None and (t.dtype != x.dtype or t.device != x.device or t.dim() != 1
-                              or t.numel() != x.shape[1] or not t.is_contiguous())
-           for t in bn[:4]):
+    if not all(_bn_param_ok(x, t) for t in bn[:4]):
         return None
     if x.is_contiguous():
         channels_last = False
@@ -1313,11 +1318,6 @@ def fire_bn_forward(x: Tensor, bn: BNParams, max_spikes: int, norm: float, round
         if bad and on_nonfinite is not None:
             on_nonfinite(x, bad)
     return out
-
-
-def _bn_param_ok(x: Tensor, t: Optional[Tensor]) -> bool:
-    return t is None or (t.dtype == x.dtype and t.device == x.device and t.dim() == 1
-                         and t.numel() == x.shape[1] and t.is_contiguous())
 
 
 def _fuses_training_bn(x: Tensor) -> bool:
