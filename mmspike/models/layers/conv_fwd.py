@@ -21,13 +21,17 @@ input runs another kernel: the self-check below finds those). Such a chain never
 unless a partial sum underflows (a sum that cancels rounds to +0), so a product with a zero
 input (+-0) leaves it unchanged: skipping the zeros gives the same bits, with finite weights
 (ATen's ``0 * inf`` is NaN). :func:`conv2d` does that, with one register tile for both kernels:
-6 output pixels of a row x 16 output channels, over the input channels non-zero in any of the
-6 pixels (the zeros inside that list are multiplied, as oneDNN does). 1x1 convs list them per
-group of 6 consecutive pixels and pack the 6 values per listed channel; kxk convs keep one
-channel bit mask per input pixel and OR the 6 pixels' masks per tap. The weights are repacked
-per call as ``[O / 16][tap][I][16]``; on a CPU with AVX-512 the 16 outputs of a pixel are one
-512-bit register (the same chains, half the instructions; 1.05x on the kernel convs of a 19M
-inference, replayed old against new in one process). On the 19M benchmark's convs at 2
+6 output pixels of a row x 16 output channels (two 256-bit registers per pixel), over the input
+channels non-zero in any of the 6 pixels (the zeros inside that list are multiplied, as oneDNN
+does). 1x1 convs list them per group of 6 consecutive pixels and pack the 6 values per listed
+channel; kxk convs keep one channel bit mask per input pixel and OR the 6 pixels' masks per tap.
+The weights are repacked per call as ``[output block][tap][I][block width]``. On a CPU with
+AVX-512 the tile is 6 pixels x 64 outputs (four 512-bit registers per pixel; the last block of a
+layer 48, 32, 16 or 8 wide): 24 independent chains keep both FMA units busy and each broadcast
+input value serves 64 outputs, where 16 outputs in one register per pixel left the FMAs waiting
+on their own latency (the same chains either way; on an Intel Xeon AVX-512 host, the 19M
+benchmark's 23 kernel convs, captured inputs, best of 5 each: 325 ms with the 16-wide tile,
+247 ms with this one, ATen 239 ms). On the 19M benchmark's convs at 2
 threads the 1x1 convs take 0.6-0.7x ATen's time, the sparse 3x3 ones 0.45-0.85x
 (``benchmarks/bench_vs_upstream.py``; an AVX2 host).
 
@@ -88,27 +92,42 @@ _SOURCE = r'''
       _mm256_storeu_ps(y + r * O + 8 * v, s);                                                   \
     }
 
-/* The 16-output tile with one AVX-512 register per pixel: the same FMA chain per output, half
-   the instructions (chosen at run time where the CPU has AVX-512). */
+/* The tile with NV = 1..4 AVX-512 registers per pixel (16 * NV outputs; NV >= 2 keeps both FMA
+   units busy with 6 * NV independent chains and loads the 6 broadcasts once for more outputs):
+   the same FMA chain per output (chosen at run time where the CPU has AVX-512). */
 #define TILE512_ZERO                                                                            \
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
-#define TILE512_FMA(w, X)                                                                       \
+  __m512 acc[R][4];                                                                             \
+  for (int r = 0; r < R; ++r)                                                                   \
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+#define TILE512_FMA(NV, w, X)                                                                   \
   {                                                                                             \
-    __m512 w0 = _mm512_loadu_ps(w);                                                             \
-    a0 = _mm512_fmadd_ps(_mm512_set1_ps(*X(0)), w0, a0);                                        \
-    a1 = _mm512_fmadd_ps(_mm512_set1_ps(*X(1)), w0, a1);                                        \
-    a2 = _mm512_fmadd_ps(_mm512_set1_ps(*X(2)), w0, a2);                                        \
-    a3 = _mm512_fmadd_ps(_mm512_set1_ps(*X(3)), w0, a3);                                        \
-    a4 = _mm512_fmadd_ps(_mm512_set1_ps(*X(4)), w0, a4);                                        \
-    a5 = _mm512_fmadd_ps(_mm512_set1_ps(*X(5)), w0, a5);                                        \
+    __m512 wv[4];                                                                               \
+    for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps((w) + 16 * v);                        \
+    for (int r = 0; r < R; ++r) {                                                               \
+      __m512 s = _mm512_set1_ps(*X(r));                                                         \
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(s, wv[v], acc[r][v]);            \
+    }                                                                                           \
   }
-#define TILE512_STORE                                                                           \
-  __m512 acc[R] = {a0, a1, a2, a3, a4, a5};                                                     \
-  for (int64_t r = 0; r < nq; ++r) {                                                            \
-    __m512 s = acc[r];                                                                          \
-    if (b) s = _mm512_add_ps(s, _mm512_loadu_ps(b));                                            \
-    _mm512_storeu_ps(y + r * O, s);                                                             \
+#define TILE512_STORE(NV)                                                                       \
+  for (int64_t r = 0; r < nq; ++r)                                                              \
+    for (int v = 0; v < NV; ++v) {                                                              \
+      __m512 s = acc[r][v];                                                                     \
+      if (b) s = _mm512_add_ps(s, _mm512_loadu_ps(b + 16 * v));                                 \
+      _mm512_storeu_ps(y + r * O + 16 * v, s);                                                  \
+    }
+
+/* The output blocks: 64 wide (AVX-512; then one of 48 or 32 where that many are left) or 16, the
+   last one 16 or 8 wide (O is a multiple of 8).
+   Weights are packed per block as [block][tap][I][width]. Returns the number of blocks. */
+static int64_t out_blocks(int64_t O, int wide, int64_t *start, int64_t *width) {
+  int64_t n = 0;
+  for (int64_t o = 0; o < O; o += width[n++]) {
+    start[n] = o;
+    int64_t left = O - o;
+    width[n] = wide && left >= 32 ? (left >= 64 ? 64 : left & ~(int64_t)15) : left >= 16 ? 16 : 8;
   }
+  return n;
+}
 
 #define CG 16      /* groups of R pixels whose lists are built together */
 /* 1x1: a group of nq <= R consecutive pixels over its n listed input channels idx[j] (their
@@ -126,16 +145,20 @@ __attribute__((target("avx2,fma"))) static void tile1x1_##NV(                   
   TILE_STORE(NV)                                                                                \
 }
 TILE1X1(1) TILE1X1(2)
-__attribute__((target("avx512f"))) static void tile1x1_512(
-    const int32_t *idx, const float *xs, int64_t n, const float *wp, const float *b, float *y,
-    int64_t O, int64_t nq) {
-  TILE512_ZERO
-  for (int64_t j = 0; j < n; ++j) {
-    const float *v = xs + j * R;
-    TILE512_FMA(wp + (int64_t)idx[j] * 16, PACKED)
-  }
-  TILE512_STORE
+#define TILE1X1_512(NV)                                                                         \
+__attribute__((target("avx512f"))) static void tile1x1_512_##NV(                               \
+    const int32_t *idx, const float *xs, int64_t n, const float *wp, const float *b,           \
+    float *y, int64_t O, int64_t nq) {                                                          \
+  TILE512_ZERO                                                                                  \
+  for (int64_t j = 0; j < n; ++j) {                                                             \
+    const float *v = xs + j * R;                                                                \
+    TILE512_FMA(NV, wp + (int64_t)idx[j] * (16 * NV), PACKED)                                   \
+  }                                                                                             \
+  TILE512_STORE(NV)                                                                             \
 }
+TILE1X1_512(1) TILE1X1_512(2) TILE1X1_512(3) TILE1X1_512(4)
+typedef void (*tile1x1_fn)(const int32_t *, const float *, int64_t, const float *,
+                           const float *, float *, int64_t, int64_t);
 
 /* The non-zero mask of input channels k..k+7 over nq rows of x (row stride I); NaN is listed. */
 __attribute__((target("avx2"))) static inline unsigned group_mask(const float *x, int64_t nq,
@@ -172,9 +195,8 @@ int conv1x1_f32(const float *x, const float *w, const float *b, float *y, int64_
   __builtin_cpu_init();
   if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) || O % 8 || I % 8)
     return -1;
-  void (*tile16)(const int32_t *, const float *, int64_t, const float *, const float *, float *,
-                 int64_t, int64_t) = __builtin_cpu_supports("avx512f") ? tile1x1_512 : tile1x1_2;
-  int64_t ng = (P + R - 1) / R, nob = (O + 15) / 16;
+  int wide = __builtin_cpu_supports("avx512f");
+  int64_t ng = (P + R - 1) / R, bs[O / 8 + 1], bw[O / 8 + 1], nob = out_blocks(O, wide, bs, bw);
   /* every 8th tile's list length (the kernel's work) against I: denser inputs go to ATen */
   int64_t listed = 0, sampled = 0;
   for (int64_t g = 0; g < ng; g += 8, sampled += I) {
@@ -183,12 +205,12 @@ int conv1x1_f32(const float *x, const float *w, const float *b, float *y, int64_
       listed += __builtin_popcount(group_mask(x + g * R * I, nq, I, k));
   }
   if (listed > max_listed * sampled) return 1;
-  float *wp = (float *)malloc(sizeof(float) * O * I);  /* [O / 16][I][16] (last block 8 wide) */
+  float *wp = (float *)malloc(sizeof(float) * O * I);  /* [block][I][width] */
   if (!wp) return -2;
   int finite = 1;
   #pragma omp parallel for num_threads(nthreads) schedule(static) reduction(&& : finite)
   for (int64_t ob = 0; ob < nob; ++ob) {
-    int64_t o0 = ob * 16, ow = O - o0 < 16 ? O - o0 : 16;
+    int64_t o0 = bs[ob], ow = bw[ob];
     float *dst = wp + o0 * I;
     for (int64_t o = 0; o < ow; ++o) {
       const float *src = w + (o0 + o) * I;
@@ -221,12 +243,14 @@ int conv1x1_f32(const float *x, const float *w, const float *b, float *y, int64_
           start[g - g0 + 1] = s + group_list(x + g * R * I, nq, I, idx + s, xs + s * R);
         }
         for (int64_t ob = 0; ob < nob; ++ob) {
-          int64_t o0 = ob * 16;
+          int64_t o0 = bs[ob];
+          const tile1x1_fn wider[5] = {tile1x1_1, tile1x1_512_1, tile1x1_512_2, tile1x1_512_3,
+                                       tile1x1_512_4};
+          tile1x1_fn tile = bw[ob] == 8 ? tile1x1_1 : wide ? wider[bw[ob] / 16] : tile1x1_2;
           for (int64_t g = g0; g < g1; ++g) {
             int64_t nq = P - g * R < R ? P - g * R : R, s = start[g - g0];
-            (O - o0 >= 16 ? tile16 : tile1x1_1)(idx + s, xs + s * R, start[g - g0 + 1] - s,
-                                             wp + o0 * I, b ? b + o0 : NULL, y + g * R * O + o0,
-                                             O, nq);
+            tile(idx + s, xs + s * R, start[g - g0 + 1] - s, wp + o0 * I, b ? b + o0 : NULL,
+                 y + g * R * O + o0, O, nq);
           }
         }
       }
@@ -244,7 +268,7 @@ int conv1x1_f32(const float *x, const float *w, const float *b, float *y, int64_
    per tap t, the input channels listed in um[t] (ascending). rows[kh]: the input row of tap row
    kh or NULL (padding); zero: I zeros, read for pixels in the padding or past nq;
    wp: [T][I][8 * NV] weight rows. */
-#define WINDOW(r) (p##r + i)
+#define WINDOW(r) (p[r] + i)
 #define TILEKXK(NV)                                                                             \
 __attribute__((target("avx2,fma"))) static void tilekxk_##NV(                                  \
     const float *const *rows, const uint64_t *um, int64_t nw, int64_t KH, int64_t KW,          \
@@ -257,7 +281,6 @@ __attribute__((target("avx2,fma"))) static void tilekxk_##NV(                   
     const float *p[R];                                                                          \
     for (int64_t r = 0, c = ow0 + t % KW - pw; r < R; ++r, ++c)                                 \
       p[r] = r < nq && c >= 0 && c < W ? row + c * I : zero;                                    \
-    const float *p0 = p[0], *p1 = p[1], *p2 = p[2], *p3 = p[3], *p4 = p[4], *p5 = p[5];         \
     const float *wt = wp + t * I * (8 * NV);                                                    \
     for (int64_t k = 0; k < nw; ++k)                                                            \
       for (uint64_t bits = um[t * nw + k]; bits; bits &= bits - 1) {                            \
@@ -268,27 +291,31 @@ __attribute__((target("avx2,fma"))) static void tilekxk_##NV(                   
   TILE_STORE(NV)                                                                                \
 }
 TILEKXK(1) TILEKXK(2)
-__attribute__((target("avx512f"))) static void tilekxk_512(
-    const float *const *rows, const uint64_t *um, int64_t nw, int64_t KH, int64_t KW,
-    const float *wp, int64_t I, const float *b, float *y, int64_t O, int64_t nq, int64_t ow0,
-    int64_t W, int64_t pw, const float *zero) {
-  TILE512_ZERO
-  for (int64_t t = 0; t < KH * KW; ++t) {
-    const float *row = rows[t / KW];
-    if (!row) continue;
-    const float *p[R];
-    for (int64_t r = 0, c = ow0 + t % KW - pw; r < R; ++r, ++c)
-      p[r] = r < nq && c >= 0 && c < W ? row + c * I : zero;
-    const float *p0 = p[0], *p1 = p[1], *p2 = p[2], *p3 = p[3], *p4 = p[4], *p5 = p[5];
-    const float *wt = wp + t * I * 16;
-    for (int64_t k = 0; k < nw; ++k)
-      for (uint64_t bits = um[t * nw + k]; bits; bits &= bits - 1) {
-        int64_t i = k * 64 + __builtin_ctzll(bits);
-        TILE512_FMA(wt + i * 16, WINDOW)
-      }
-  }
-  TILE512_STORE
+#define TILEKXK_512(NV)                                                                         \
+__attribute__((target("avx512f"))) static void tilekxk_512_##NV(                               \
+    const float *const *rows, const uint64_t *um, int64_t nw, int64_t KH, int64_t KW,          \
+    const float *wp, int64_t I, const float *b, float *y, int64_t O, int64_t nq, int64_t ow0,   \
+    int64_t W, int64_t pw, const float *zero) {                                                 \
+  TILE512_ZERO                                                                                  \
+  for (int64_t t = 0; t < KH * KW; ++t) {                                                       \
+    const float *row = rows[t / KW];                                                            \
+    if (!row) continue;                                                                         \
+    const float *p[R];                                                                          \
+    for (int64_t r = 0, c = ow0 + t % KW - pw; r < R; ++r, ++c)                                 \
+      p[r] = r < nq && c >= 0 && c < W ? row + c * I : zero;                                    \
+    const float *wt = wp + t * I * (16 * NV);                                                   \
+    for (int64_t k = 0; k < nw; ++k)                                                            \
+      for (uint64_t bits = um[t * nw + k]; bits; bits &= bits - 1) {                            \
+        int64_t i = k * 64 + __builtin_ctzll(bits);                                             \
+        TILE512_FMA(NV, wt + i * (16 * NV), WINDOW)                                             \
+      }                                                                                         \
+  }                                                                                             \
+  TILE512_STORE(NV)                                                                             \
 }
+TILEKXK_512(1) TILEKXK_512(2) TILEKXK_512(3) TILEKXK_512(4)
+typedef void (*tilekxk_fn)(const float *const *, const uint64_t *, int64_t, int64_t, int64_t,
+                           const float *, int64_t, const float *, float *, int64_t, int64_t,
+                           int64_t, int64_t, int64_t, const float *);
 
 /* bit i % 64 of mask[i / 64]: x[i] is not zero (NaN included) */
 __attribute__((target("avx2"))) static void pixel_mask(const float *x, int64_t I, uint64_t *mask,
@@ -313,15 +340,13 @@ int convkxk_f32(const float *x, const float *w, const float *b, float *y, int64_
   if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) || O % 8 || I % 8
       || KH > MAX_KH || KH * KW > MAX_T)
     return -1;
-  void (*tile16)(const float *const *, const uint64_t *, int64_t, int64_t, int64_t,
-                 const float *, int64_t, const float *, float *, int64_t, int64_t, int64_t,
-                 int64_t, int64_t, const float *) =
-      __builtin_cpu_supports("avx512f") ? tilekxk_512 : tilekxk_2;
+  int wide = __builtin_cpu_supports("avx512f");
   int64_t OH = H + 2 * ph - KH + 1, OW = W + 2 * pw - KW + 1, T = KH * KW;
-  int64_t nw = (I + 63) / 64, nob = (O + 15) / 16, ngr = (OW + R - 1) / R;
+  int64_t nw = (I + 63) / 64, ngr = (OW + R - 1) / R;
+  int64_t bs[O / 8 + 1], bw[O / 8 + 1], nob = out_blocks(O, wide, bs, bw);
   int64_t ntiles = N * OH * ngr, nitems = (ntiles + GC - 1) / GC;
   uint64_t *masks = (uint64_t *)malloc(sizeof(uint64_t) * N * H * W * nw);
-  float *wp = (float *)malloc(sizeof(float) * O * I * T);  /* [O / 16][T][I][16 or 8] */
+  float *wp = (float *)malloc(sizeof(float) * O * I * T);  /* [block][T][I][width] */
   float *zero = (float *)calloc(I, sizeof(float));
   int err = 0, finite = 1;
   if (!masks || !wp || !zero) { err = -2; goto done; }
@@ -344,7 +369,7 @@ int convkxk_f32(const float *x, const float *w, const float *b, float *y, int64_
     if ((p / W) % 7) pixel_mask(x + p * I, I, masks + p * nw, nw);  /* the other rows' masks */
   #pragma omp parallel for num_threads(nthreads) schedule(static) reduction(&& : finite)
   for (int64_t ob = 0; ob < nob; ++ob) {
-    int64_t o0 = ob * 16, ow = O - o0 < 16 ? O - o0 : 16;
+    int64_t o0 = bs[ob], ow = bw[ob];
     for (int64_t t = 0; t < T; ++t)
       for (int64_t i = 0; i < I; ++i)
         for (int64_t o = 0; o < ow; ++o) {
@@ -387,13 +412,14 @@ int convkxk_f32(const float *x, const float *w, const float *b, float *y, int64_
           }
         }
         for (int64_t ob = 0; ob < nob; ++ob) {
-          int64_t o0 = ob * 16;
+          int64_t o0 = bs[ob];
+          const tilekxk_fn wider[5] = {tilekxk_1, tilekxk_512_1, tilekxk_512_2, tilekxk_512_3,
+                                       tilekxk_512_4};
+          tilekxk_fn tile = bw[ob] == 8 ? tilekxk_1 : wide ? wider[bw[ob] / 16] : tilekxk_2;
           for (int64_t j = j0; j < j1; ++j) {
             int64_t q = j / ngr, g = j % ngr, nq = OW - g * R < R ? OW - g * R : R;
-            (O - o0 >= 16 ? tile16 : tilekxk_1)(rows[j - j0], um + (j - j0) * T * nw, nw, KH, KW,
-                                             wp + o0 * I * T, I, b ? b + o0 : NULL,
-                                             y + (q * OW + g * R) * O + o0, O, nq, g * R, W, pw,
-                                             zero);
+            tile(rows[j - j0], um + (j - j0) * T * nw, nw, KH, KW, wp + o0 * I * T, I,
+                 b ? b + o0 : NULL, y + (q * OW + g * R) * O + o0, O, nq, g * R, W, pw, zero);
           }
         }
       }

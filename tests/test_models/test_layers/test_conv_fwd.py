@@ -29,13 +29,15 @@ def _case(N, I, O, H, W, k=1, seed=0, spikes=True, density=0.3):
 
 
 # (N, I, O, H, W, kernel, padding): E-SpikeFormer's MLP and attention 1x1 convs and its 3x3 MLP
-# convs (shrunk), an output block of 8 (O = 24), pixel counts that leave a partial tile of 6
+# convs (shrunk), output blocks of 8 (O = 24) and, on AVX-512, of 64 + 48 + 8 (O = 120),
+# 64 + 32 (O = 96) and 64 + 16 (O = 80), pixel counts that leave a partial tile of 6
 # (35, 2 * 7 * 11; rows of 13 and of 3), no padding, a 5x5 kernel, one pixel (oneDNN sums
 # that one in another order at 2 threads too: the self-check hands it to ATen)
 GEOMETRIES = [(2, 256, 64, 14, 14, 1, 0), (2, 64, 256, 14, 14, 1, 0), (2, 360, 120, 7, 7, 1, 0),
               (1, 16, 24, 5, 7, 1, 0), (2, 48, 8, 7, 11, 1, 0), (1, 32, 16, 1, 1, 1, 0),
               (2, 64, 128, 14, 14, 3, 1), (2, 128, 32, 12, 13, 3, 1), (1, 16, 24, 7, 9, 3, 0),
-              (2, 8, 16, 5, 3, 3, 1), (1, 32, 16, 9, 9, 5, 2)]
+              (2, 8, 16, 5, 3, 3, 1), (1, 32, 16, 9, 9, 5, 2), (2, 64, 96, 6, 7, 1, 0),
+              (2, 40, 80, 6, 7, 3, 1)]
 ATEN_ORDER_ELSEWHERE = {(1, 32, 16, 1, 1, 1, 0)}
 
 
