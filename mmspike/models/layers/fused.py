@@ -218,9 +218,11 @@ class _BNFire(torch.autograd.Function):
 
 def bn_fire(x: Tensor, bn: nn.Module, neuron: nn.Module,
             observed: Sequence[nn.Module] = ()) -> Optional[Tensor]:
-    """``neuron(bn(x))`` on the fast path with a training-mode ``BatchNorm2d``: the batch norm
-    inside the firing pass and its backward inside the neuron's
-    (:func:`~mmspike.models.neurons.kernels.fire_bn_train_forward`), the same bits.
+    """``neuron(bn(x))`` on the fast path with the ``BatchNorm2d`` inside the firing pass, the
+    same bits: in training (channels-last) with its batch statistics and its backward inside the
+    neuron's (:func:`~mmspike.models.neurons.kernels.fire_bn_train_forward`); in inference
+    (running statistics, no gradient wanted) with its inference formula
+    (:func:`~mmspike.models.neurons.kernels.fire_bn_forward`).
 
     Args:
         x (Tensor): ``[T * B, C, H, W]`` channels-last input of ``bn``.
@@ -231,7 +233,8 @@ def bn_fire(x: Tensor, bn: nn.Module, neuron: nn.Module,
 
     Returns:
         Tensor | None: the spikes ``[T * B, C, H, W]``, or None where this does not fuse (an
-        inference-mode BN, another layout or neuron, hooks, ...): then nothing ran.
+        inference-mode BN with a gradient wanted, another layout or neuron, hooks, ...): then
+        nothing ran.
     """
     if not isinstance(neuron, IntegerNeuron) or x.dim() != 4 \
             or _observed([bn, neuron, *observed]):
@@ -239,6 +242,10 @@ def bn_fire(x: Tensor, bn: nn.Module, neuron: nn.Module,
     spec = neuron.fused_spec(x)
     if spec is None or spec[0] > kernels.MAX_CODED_SPIKES:
         return None
+    bn_params = _inference_bn(bn, x, ())
+    if bn_params is not None:
+        return kernels.fire_bn_forward(x, bn_params, *spec[:3], backend=neuron.kernel_backend,
+                                       on_nonfinite=neuron.nonfinite_handler())
     state = _training_bn(bn, x, spec, neuron.kernel_backend)
     if state is None:
         return None

@@ -1,5 +1,5 @@
-"""Inference BatchNorm fused into the next neuron's firing pass (spike_conv_bn_chain): the fast
-path computes the plain path's bits, and the fusion runs only where it may (inference, no
+"""Inference BatchNorm fused into the next neuron's firing pass (spike_conv_bn_chain, the
+attention's Q/K/V projections): the fast path computes the plain path's bits, and the fusion runs only where it may (inference, no
 gradient wanted, nobody watching the layers)."""
 import copy
 
@@ -58,8 +58,9 @@ def test_inference_fast_path_fuses_bn_and_equals_plain(dtype, channels_last, fus
     for p, f in zip(outs['plain'], outs['fast']):
         assert torch.equal(p, f) and p.stride() == f.stride()
     if _c_available():
-        # 2m: 2 CNN stages x 2 blocks + 6 Transformer blocks, SepConv (2 links) + MLP (1 link)
-        assert len(fused_calls) >= 20, len(fused_calls)
+        # 2m: 36 links of spike_conv_bn_chain (SepConv, MLP, conv blocks) and the Q/K/V
+        # projections' BNs of its 8 Transformer blocks (24), each inside the next neuron
+        assert len(fused_calls) == 60, len(fused_calls)
 
 
 def test_no_fusion_when_a_backward_follows_or_in_training(fused_calls):
