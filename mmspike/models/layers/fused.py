@@ -346,5 +346,14 @@ def spike_convs(x: Tensor, neuron: nn.Module,
                                        neuron.kernel_backend, neuron.nonfinite_handler(),
                                        *params)
         xf = bn(xf)
+    if not (torch.is_grad_enabled()
+            and any(t is not None and t.requires_grad for t in (xf, *params))):
+        # no backward follows: no code bytes, no autograd node (its ctx would ask for both)
+        D, norm, rounding, open_window = spec
+        s, _ = kernels.fire_forward(xf, D, norm, rounding, open_window, code=None,
+                                    backend=neuron.kernel_backend,
+                                    on_nonfinite=neuron.nonfinite_handler())
+        return _convs(s, params[0::2], params[1::2], geometry,
+                      kernels.fire_backend(s, backend=neuron.kernel_backend) == 'c')
     return _SpikeConvs.apply(xf, spec, tuple(geometry), neuron.kernel_backend,
                              neuron.nonfinite_handler(), *params)

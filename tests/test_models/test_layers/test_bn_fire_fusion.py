@@ -118,3 +118,30 @@ def test_spikeyolo_inference_fuses_bn_and_equals_plain(fused_calls):
     assert all(torch.equal(p, f) for p, f in zip(outs['plain'], outs['fast']))
     if _c_available():  # separable convs (pw -> dw) and MS_AllConvBlock's conv pair
         assert len(fused_calls) >= 4, len(fused_calls)
+
+
+def test_inference_keeps_no_code_bytes(monkeypatch):
+    """Without a backward to follow, the fused neurons fire without writing code bytes (no
+    autograd node asks for them); with gradients wanted they keep them."""
+    codes = []
+    original = kernels.fire_forward
+
+    def recording(*args, **kwargs):
+        codes.append(kwargs.get('code', 'full'))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, 'fire_forward', recording)
+    model = _calibrated_2m(channels_last=True)
+    x = torch.randn(1, 3, 64, 64)
+    with execution_mode(model, 'plain'), torch.no_grad():
+        ref = model(x)
+    del codes[:]
+    with execution_mode(model, 'fast'):
+        with torch.no_grad():
+            out = model(x)
+        assert codes and set(codes) == {None}, codes
+        assert all(torch.equal(a, b) for a, b in zip(ref, out))
+        del codes[:]
+        out = model(x)  # eval, gradients wanted
+        assert 'full' in codes
+        out[-1].sum().backward()
