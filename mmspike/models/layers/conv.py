@@ -69,8 +69,10 @@ def spike_conv_bn_chain(x: Tensor, layers: Sequence[SpikeConvBN]) -> Tensor:
 
     pending: Optional[nn.Module] = None  # the previous layer's BN, not yet applied to x
     for layer in layers:
-        # observed=(layer, ): a hook on the layer must see it run as a module
-        fused = spike_convs(x, layer.neuron, (layer.conv, ), observed=(layer, ), bn=pending)
+        # observed=(layer, ): a hook on the layer must see it run as a module; with a pending
+        # BN, x is the previous link's conv output, which only this loop holds
+        fused = spike_convs(x, layer.neuron, (layer.conv, ), observed=(layer, ), bn=pending,
+                            overwrite_input=pending is not None)
         if fused is None:
             x, pending = layer(apply(pending, x)), None
         else:

@@ -293,7 +293,8 @@ def _training_bn(bn: nn.Module, x: Tensor, spec: tuple, backend: str) -> Optiona
 def spike_convs(x: Tensor, neuron: nn.Module,
                 convs: Sequence[nn.Module],
                 observed: Sequence[nn.Module] = (),
-                bn: Optional[nn.Module] = None) -> Optional[Tuple[Tensor, ...]]:
+                bn: Optional[nn.Module] = None,
+                overwrite_input: bool = False) -> Optional[Tuple[Tensor, ...]]:
     """``conv_i(neuron(x))`` (or ``conv_i(neuron(bn(x)))``) for every conv, fused, on the fast
     path.
 
@@ -310,6 +311,9 @@ def spike_convs(x: Tensor, neuron: nn.Module,
             less), and so does a training-mode one on channels-last input, forward and
             backward (:func:`~mmspike.models.neurons.kernels.fire_bn_train_forward`);
             otherwise it runs as itself first. Defaults to None.
+        overwrite_input (bool): ``x`` is the caller's temporary, used by nothing else: the
+            fused inference BN + firing pass may write the spikes over it (no new tensor of its
+            size to allocate and fault in). Defaults to False.
 
     Returns:
         tuple[Tensor] | None: the folded conv outputs ``[T * B, C_i, H_i, W_i]``, or None when
@@ -335,7 +339,7 @@ def spike_convs(x: Tensor, neuron: nn.Module,
         D, norm, rounding, _ = spec
         s = None if bn_params is None else kernels.fire_bn_forward(
             xf, bn_params, D, norm, rounding, backend=neuron.kernel_backend,
-            on_nonfinite=neuron.nonfinite_handler())
+            on_nonfinite=neuron.nonfinite_handler(), out=xf if overwrite_input else None)
         if s is not None:
             return _convs(s, params[0::2], params[1::2], geometry,
                           kernels.fire_backend(s, backend=neuron.kernel_backend) == 'c')

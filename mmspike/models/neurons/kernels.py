@@ -207,14 +207,15 @@ DEFINE(double, f64, floor, nearbyint)
    correctly rounded fma. Rows: a pixel's C channels (channels-last, cl = 1) or a channel plane
    of HW pixels (NCHW, cl = 0). */
 #define DEFINE_BN(T, SUF, FMA, SQRT)                                                             \
-INL int bnfire_rows_##SUF(const T *restrict u, T *restrict out, int64_t r0, int64_t r1,         \
+INL int bnfire_rows_##SUF(const T *u, T *out, int64_t r0, int64_t r1,                           \
                           int64_t len, int64_t C, const T *restrict a, const T *restrict b,     \
                           T D, T norm, const int rmode, const int cl) {                         \
   int bad = 0;                                                                                  \
   for (int64_t r = r0; r < r1; ++r) {                                                           \
-    const T *restrict ur = u + r * len;                                                         \
-    T *restrict outr = out + r * len;                                                           \
+    const T *ur = u + r * len;                                                                  \
+    T *outr = out + r * len;                                                                    \
     const T as = cl ? (T)0 : a[r % C], bs = cl ? (T)0 : b[r % C];                                \
+    _Pragma("GCC ivdep") /* out may be u: each element is read before it is written */          \
     for (int64_t j = 0; j < len; ++j) {                                                         \
       T x = FMA(ur[j], cl ? a[j] : as, cl ? b[j] : bs);                                         \
       bad += !(x - x == (T)0);                                                                  \
@@ -1281,8 +1282,8 @@ def _bn_param_ok(x: Tensor, t: Optional[Tensor]) -> bool:
 
 def fire_bn_forward(x: Tensor, bn: BNParams, max_spikes: int, norm: float, rounding: int = 1,
                     backend: str = 'auto',
-                    on_nonfinite: Optional[Callable[[Tensor, int], None]] = None
-                    ) -> Optional[Tensor]:
+                    on_nonfinite: Optional[Callable[[Tensor, int], None]] = None,
+                    out: Optional[Tensor] = None) -> Optional[Tensor]:
     """``round(clamp(batch_norm(x), 0, D)) / norm`` with an inference-mode batch norm (running
     statistics), in one pass, bit-identical to ``F.batch_norm(x, ..., training=False)`` then
     :func:`fire_forward`; no code bytes (nothing for a backward).
@@ -1292,12 +1293,21 @@ def fire_bn_forward(x: Tensor, bn: BNParams, max_spikes: int, norm: float, round
         bn (BNParams): The batch norm's parameters (``x``'s dtype and device).
         max_spikes, norm, rounding, backend, on_nonfinite: As :func:`fire_forward`;
             ``on_nonfinite`` sees the BN output's non-finite count (the neuron's input).
+        out (Tensor, optional): Where the spikes go: ``x`` itself (each element is read before
+            it is overwritten; saves allocating, and first touching, a tensor of ``x``'s size)
+            or a tensor of ``x``'s shape, dtype, device and strides. Defaults to None: a new
+            tensor.
 
     Returns:
-        Tensor | None: the spikes (``x``'s layout), or None where no backend fuses this (another
-        layout, dtype or device, the torch ops, a failed probe): the caller runs the batch norm
-        and :func:`fire_forward` instead.
+        Tensor | None: the spikes (``x``'s layout; ``out`` when given), or None where no backend
+        fuses this (another layout, dtype or device, the torch ops, a failed probe): then
+        nothing was written, and the caller runs the batch norm and :func:`fire_forward`.
     """
+    if out is not None and (out.shape != x.shape or out.dtype != x.dtype
+                            or out.device != x.device or out.stride() != x.stride()):
+        raise ValueError(f'fire_bn_forward: out must have the shape, dtype, device and strides '
+                         f'of x ({tuple(x.shape)}, {x.dtype}, {x.device}, {x.stride()}), got '
+                         f'{tuple(out.shape)}, {out.dtype}, {out.device}, {out.stride()}')
     if x.dim() != 4 or not x.is_floating_point() or _tracing():
         return None
     if not all(_bn_param_ok(x, t) for t in bn[:4]):
@@ -1312,7 +1322,7 @@ def fire_bn_forward(x: Tensor, bn: BNParams, max_spikes: int, norm: float, round
     b = _bn_backend(x, backend, rounding)
     if b is None:
         return None
-    out = torch.empty_like(x)
+    out = torch.empty_like(x) if out is None else out
     if x.numel():
         bad = b.bn_forward(x, out, bn, channels_last, max_spikes, norm, rounding)
         if bad and on_nonfinite is not None:

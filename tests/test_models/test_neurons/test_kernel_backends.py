@@ -233,6 +233,14 @@ def test_fused_inference_bn_equals_aten_batch_norm_then_firing(dtype, channels_l
                 expected = _bn_then_fire(x, bn, rounding, norm)
                 assert out is not None and torch.equal(out, expected)
                 assert out.stride() == x.stride()  # layout kept
+                # written over its own input: the same spikes
+                own = x.clone()
+                assert kernels.fire_bn_forward(own, bn, 4, norm, rounding, out=own) is own
+                assert torch.equal(own, expected)
+    with pytest.raises(ValueError, match='strides of x'):
+        kernels.fire_bn_forward(x, _bn(45, dtype), 4, 1.0,
+                                out=torch.empty(x.shape, dtype=dtype).transpose(2, 3)
+                                .contiguous().transpose(2, 3))
     # non-finite BN outputs reach the neuron's check with their exact number
     x[0, 0, 0, :3] = torch.tensor([float('nan'), float('inf'), -float('inf')], dtype=dtype)
     seen = []
