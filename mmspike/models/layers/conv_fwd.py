@@ -195,11 +195,11 @@ __attribute__((target("avx2"))) static int64_t group_list(const float *x, int64_
    max_listed: nothing written), 2 (a weight is not finite: nothing written), -1 (no AVX2 + FMA,
    I or O not a multiple of 8), -2 (out of memory). */
 int conv1x1_f32(const float *x, const float *w, const float *b, float *y, int64_t P, int64_t I,
-                int64_t O, double max_listed, int nthreads) {
+                int64_t O, double max_listed, int nthreads, int allow512) {
   __builtin_cpu_init();
   if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) || O % 8 || I % 8)
     return -1;
-  int wide = __builtin_cpu_supports("avx512f");
+  int wide = allow512 && __builtin_cpu_supports("avx512f");
   int64_t ng = (P + R - 1) / R, bs[O / 8 + 1], bw[O / 8 + 1], nob = out_blocks(O, wide, bs, bw);
   /* every 8th tile's list length (the kernel's work) against I: denser inputs go to ATen */
   int64_t listed = 0, sampled = 0;
@@ -339,12 +339,12 @@ __attribute__((target("avx2"))) static void pixel_mask(const float *x, int64_t I
 int convkxk_f32(const float *x, const float *w, const float *b, float *y, int64_t N,
                    int64_t H, int64_t W, int64_t I, int64_t O, int64_t KH, int64_t KW,
                    int64_t ph, int64_t pw, int64_t sO, int64_t sI, int64_t sKH, int64_t sKW,
-                   double max_listed, int nthreads) {
+                   double max_listed, int nthreads, int allow512) {
   __builtin_cpu_init();
   if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) || O % 8 || I % 8
       || KH > MAX_KH || KH * KW > MAX_T)
     return -1;
-  int wide = __builtin_cpu_supports("avx512f");
+  int wide = allow512 && __builtin_cpu_supports("avx512f");
   int64_t OH = H + 2 * ph - KH + 1, OW = W + 2 * pw - KW + 1, T = KH * KW;
   int64_t nw = (I + 63) / 64, ngr = (OW + R - 1) / R;
   int64_t bs[O / 8 + 1], bw[O / 8 + 1], nob = out_blocks(O, wide, bs, bw);
@@ -439,8 +439,10 @@ done:
 _vp, _i64 = ctypes.c_void_p, ctypes.c_int64
 _LIB = kernels.LazyCLibrary(
     _SOURCE, 'spike_conv_fwd',
-    {'conv1x1_f32': ([_vp] * 4 + [_i64] * 3 + [ctypes.c_double, ctypes.c_int], ctypes.c_int),
-     'convkxk_f32': ([_vp] * 4 + [_i64] * 13 + [ctypes.c_double, ctypes.c_int], ctypes.c_int)},
+    {'conv1x1_f32': ([_vp] * 4 + [_i64] * 3 + [ctypes.c_double] + [ctypes.c_int] * 2,
+                     ctypes.c_int),
+     'convkxk_f32': ([_vp] * 4 + [_i64] * 13 + [ctypes.c_double] + [ctypes.c_int] * 2,
+                     ctypes.c_int)},
     'ATen computes the spike convs')
 #: geometry -> whether the kernel's bits equal ATen's there (checked on its first call)
 _checked: Dict[tuple, bool] = {}
@@ -474,9 +476,10 @@ def applies(x: Tensor, weight: Tensor, bias: Optional[Tensor],
 
 
 def _kernel(lib: ctypes.CDLL, x: Tensor, weight: Tensor, bias: Optional[Tensor],
-            padding: Tuple[int, int], max_listed: float) -> Optional[Tensor]:
+            padding: Tuple[int, int], max_listed: float, avx512: bool = True) -> Optional[Tensor]:
     """The kernel's output, or None where it wrote nothing (too dense, a non-finite weight, no
-    AVX2 + FMA, out of memory)."""
+    AVX2 + FMA, out of memory). ``avx512=False``: the AVX2 tiles even where the CPU has
+    AVX-512 (tests run both there)."""
     N, I, H, W = x.shape
     O, _, KH, KW = weight.shape
     OH, OW = H + 2 * padding[0] - KH + 1, W + 2 * padding[1] - KW + 1
@@ -488,10 +491,11 @@ def _kernel(lib: ctypes.CDLL, x: Tensor, weight: Tensor, bias: Optional[Tensor],
     if KH == KW == 1:
         w = weight.reshape(O, I).contiguous()
         ret = lib.conv1x1_f32(x.data_ptr(), w.data_ptr(), b, y.data_ptr(), N * H * W, I, O,
-                              max_listed, threads)
+                              max_listed, threads, int(avx512))
     else:
         ret = lib.convkxk_f32(x.data_ptr(), weight.data_ptr(), b, y.data_ptr(), N, H, W, I, O,
-                              KH, KW, *padding, *weight.stride(), max_listed, threads)
+                              KH, KW, *padding, *weight.stride(), max_listed, threads,
+                              int(avx512))
     return y if ret == 0 else None
 
 

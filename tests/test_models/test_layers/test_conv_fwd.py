@@ -63,8 +63,11 @@ def test_outputs_are_atens_bit_for_bit(geometry, threads):
                            bias is None, threads)
                     assert conv_fwd.checked_geometries()[key] is True, \
                         'the kernel lost ATen\'s order'
-                    own = conv_fwd._kernel(conv_fwd._LIB.get(), x, w, bias, (pad, pad), 1.0)
-                    assert own is not None and torch.equal(own, expected)
+                    # both tile sets: AVX-512's (where the CPU has it) and AVX2's
+                    for avx512 in (True, False):
+                        own = conv_fwd._kernel(conv_fwd._LIB.get(), x, w, bias, (pad, pad), 1.0,
+                                               avx512=avx512)
+                        assert own is not None and torch.equal(own, expected)
     finally:
         torch.set_num_threads(before)
 
