@@ -194,3 +194,37 @@ def test_spike_conv_trains_under_autocast():
     out.float().sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
     assert layer.conv.weight.grad is not None and layer.conv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('kind', ['conv', 'transformer'])
+def test_inference_residuals_go_into_the_branch_output(kind):
+    """Fast path, no gradient wanted, nobody watching: ``x + branch(x)`` is written into the
+    branch's own output (no new tensor), the same bits as the plain path's new sum; with
+    gradients wanted, on the plain path or with a hook on the branch, a new tensor."""
+    from mmspike.models import execution_mode
+    torch.manual_seed(0)
+    block = (SpikeConvBlock(8) if kind == 'conv' else
+             SpikeTransformerBlock(16, num_heads=4, sepconv_kernel=3)).eval()
+    x = torch.randn(2, 1, 8 if kind == 'conv' else 16, 6, 6)
+    x0 = x.clone()
+    seen = []
+    forward = block.mlp.forward
+
+    def recording(inp):  # the last branch's output (an attribute, not a hook)
+        out = forward(inp)
+        seen.append(out)  # kept alive: its memory cannot be handed out again
+        return out
+
+    block.mlp.forward = recording
+    with torch.no_grad():
+        with execution_mode(block, 'plain'):
+            ref = block(x)
+        assert ref.data_ptr() != seen[-1].data_ptr()
+        out = block(x)
+        assert torch.equal(out, ref) and out.data_ptr() == seen[-1].data_ptr()
+        handle = block.mlp.register_forward_hook(lambda m, i, o: None)
+        assert block(x).data_ptr() != seen[-1].data_ptr()
+        handle.remove()
+    out = block(x)
+    assert out.requires_grad and out.data_ptr() != seen[-1].data_ptr() and torch.equal(out, ref)
+    assert torch.equal(x, x0)  # the input stream itself is never written
