@@ -139,29 +139,21 @@ static int64_t out_blocks(int64_t O, int wide, int64_t *start, int64_t *width) {
 /* 1x1: a group of nq <= R consecutive pixels over its n listed input channels idx[j] (their
    values xs[j * R + r]); wp: [I][8 * NV] weight rows. */
 #define PACKED(r) (v + (r))
-#define TILE1X1(NV)                                                                             \
-__attribute__((target("avx2,fma"))) static void tile1x1_##NV(                                  \
+#define TILE1X1_DEF(NAME, TARGET, NV, LANES, ZERO, FMA, STORE)                                   \
+__attribute__((target(TARGET))) static void NAME(                                              \
     const int32_t *idx, const float *xs, int64_t n, const float *wp, const float *b,           \
     float *y, int64_t O, int64_t nq) {                                                          \
-  TILE_ZERO                                                                                     \
+  ZERO                                                                                          \
   for (int64_t j = 0; j < n; ++j) {                                                             \
     const float *v = xs + j * R;                                                                \
-    TILE_FMA(NV, wp + (int64_t)idx[j] * (8 * NV), PACKED)                                       \
+    FMA(NV, wp + (int64_t)idx[j] * (LANES * NV), PACKED)                                        \
   }                                                                                             \
-  TILE_STORE(NV)                                                                                \
+  STORE(NV)                                                                                     \
 }
+#define TILE1X1(NV) TILE1X1_DEF(tile1x1_##NV, "avx2,fma", NV, 8, TILE_ZERO, TILE_FMA, TILE_STORE)
 TILE1X1(1) TILE1X1(2)
 #define TILE1X1_512(NV)                                                                         \
-__attribute__((target("avx512f"))) static void tile1x1_512_##NV(                               \
-    const int32_t *idx, const float *xs, int64_t n, const float *wp, const float *b,           \
-    float *y, int64_t O, int64_t nq) {                                                          \
-  TILE512_ZERO                                                                                  \
-  for (int64_t j = 0; j < n; ++j) {                                                             \
-    const float *v = xs + j * R;                                                                \
-    TILE512_FMA(NV, wp + (int64_t)idx[j] * (16 * NV), PACKED)                                   \
-  }                                                                                             \
-  TILE512_STORE(NV)                                                                             \
-}
+  TILE1X1_DEF(tile1x1_512_##NV, "avx512f", NV, 16, TILE512_ZERO, TILE512_FMA, TILE512_STORE)
 TILE1X1_512(1) TILE1X1_512(2) TILE1X1_512(3) TILE1X1_512(4)
 typedef void (*tile1x1_fn)(const int32_t *, const float *, int64_t, const float *,
                            const float *, float *, int64_t, int64_t);
@@ -275,49 +267,32 @@ int conv1x1_f32(const float *x, const float *w, const float *b, float *y, int64_
    kh or NULL (padding); zero: I zeros, read for pixels in the padding or past nq;
    wp: [T][I][8 * NV] weight rows. */
 #define WINDOW(r) (p[r] + i)
-#define TILEKXK(NV)                                                                             \
-__attribute__((target("avx2,fma"))) static void tilekxk_##NV(                                  \
+/* One definition for both ISAs: LANES outputs per register, ZERO / FMA / STORE the tile's. */
+#define TILEKXK_DEF(NAME, TARGET, NV, LANES, ZERO, FMA, STORE)                                   \
+__attribute__((target(TARGET))) static void NAME(                                              \
     const float *const *rows, const uint64_t *um, int64_t nw, int64_t KH, int64_t KW,          \
     const float *wp, int64_t I, const float *b, float *y, int64_t O, int64_t nq, int64_t ow0,   \
     int64_t W, int64_t pw, const float *zero) {                                                 \
-  TILE_ZERO                                                                                     \
+  ZERO                                                                                          \
   for (int64_t t = 0; t < KH * KW; ++t) {                                                       \
     const float *row = rows[t / KW];                                                            \
     if (!row) continue;                                                                         \
     const float *p[R];                                                                          \
     for (int64_t r = 0, c = ow0 + t % KW - pw; r < R; ++r, ++c)                                 \
       p[r] = r < nq && c >= 0 && c < W ? row + c * I : zero;                                    \
-    const float *wt = wp + t * I * (8 * NV);                                                    \
+    const float *wt = wp + t * I * (LANES * NV);                                                \
     for (int64_t k = 0; k < nw; ++k)                                                            \
       for (uint64_t bits = um[t * nw + k]; bits; bits &= bits - 1) {                            \
         int64_t i = k * 64 + __builtin_ctzll(bits);                                             \
-        TILE_FMA(NV, wt + i * (8 * NV), WINDOW)                                                 \
+        FMA(NV, wt + i * (LANES * NV), WINDOW)                                                  \
       }                                                                                         \
   }                                                                                             \
-  TILE_STORE(NV)                                                                                \
+  STORE(NV)                                                                                     \
 }
+#define TILEKXK(NV) TILEKXK_DEF(tilekxk_##NV, "avx2,fma", NV, 8, TILE_ZERO, TILE_FMA, TILE_STORE)
 TILEKXK(1) TILEKXK(2)
 #define TILEKXK_512(NV)                                                                         \
-__attribute__((target("avx512f"))) static void tilekxk_512_##NV(                               \
-    const float *const *rows, const uint64_t *um, int64_t nw, int64_t KH, int64_t KW,          \
-    const float *wp, int64_t I, const float *b, float *y, int64_t O, int64_t nq, int64_t ow0,   \
-    int64_t W, int64_t pw, const float *zero) {                                                 \
-  TILE512_ZERO                                                                                  \
-  for (int64_t t = 0; t < KH * KW; ++t) {                                                       \
-    const float *row = rows[t / KW];                                                            \
-    if (!row) continue;                                                                         \
-    const float *p[R];                                                                          \
-    for (int64_t r = 0, c = ow0 + t % KW - pw; r < R; ++r, ++c)                                 \
-      p[r] = r < nq && c >= 0 && c < W ? row + c * I : zero;                                    \
-    const float *wt = wp + t * I * (16 * NV);                                                   \
-    for (int64_t k = 0; k < nw; ++k)                                                            \
-      for (uint64_t bits = um[t * nw + k]; bits; bits &= bits - 1) {                            \
-        int64_t i = k * 64 + __builtin_ctzll(bits);                                             \
-        TILE512_FMA(NV, wt + i * (16 * NV), WINDOW)                                             \
-      }                                                                                         \
-  }                                                                                             \
-  TILE512_STORE(NV)                                                                             \
-}
+  TILEKXK_DEF(tilekxk_512_##NV, "avx512f", NV, 16, TILE512_ZERO, TILE512_FMA, TILE512_STORE)
 TILEKXK_512(1) TILEKXK_512(2) TILEKXK_512(3) TILEKXK_512(4)
 typedef void (*tilekxk_fn)(const float *const *, const uint64_t *, int64_t, int64_t, int64_t,
                            const float *, int64_t, const float *, float *, int64_t, int64_t,
