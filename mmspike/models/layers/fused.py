@@ -334,6 +334,11 @@ def spike_convs(x: Tensor, neuron: nn.Module,
         params += [c.weight, c.bias]
         geometry.append((tuple(c.stride), tuple(c.padding), tuple(c.dilation), c.groups))
     xf, _ = fold_time(x)
+
+    def run_convs(s: Tensor) -> Tuple[Tensor, ...]:  # spikes made without an autograd node
+        return _convs(s, params[0::2], params[1::2], geometry,
+                      kernels.fire_backend(s, backend=neuron.kernel_backend) == 'c')
+
     if bn is not None:
         bn_params = _inference_bn(bn, xf, params)
         D, norm, rounding, _ = spec
@@ -341,8 +346,7 @@ def spike_convs(x: Tensor, neuron: nn.Module,
             xf, bn_params, D, norm, rounding, backend=neuron.kernel_backend,
             on_nonfinite=neuron.nonfinite_handler(), out=xf if overwrite_input else None)
         if s is not None:
-            return _convs(s, params[0::2], params[1::2], geometry,
-                          kernels.fire_backend(s, backend=neuron.kernel_backend) == 'c')
+            return run_convs(s)
         state = None if bn_params is not None else _training_bn(bn, xf, spec,
                                                                 neuron.kernel_backend)
         if state is not None:
@@ -357,7 +361,6 @@ def spike_convs(x: Tensor, neuron: nn.Module,
         s, _ = kernels.fire_forward(xf, D, norm, rounding, open_window, code=None,
                                     backend=neuron.kernel_backend,
                                     on_nonfinite=neuron.nonfinite_handler())
-        return _convs(s, params[0::2], params[1::2], geometry,
-                      kernels.fire_backend(s, backend=neuron.kernel_backend) == 'c')
+        return run_convs(s)
     return _SpikeConvs.apply(xf, spec, tuple(geometry), neuron.kernel_backend,
                              neuron.nonfinite_handler(), *params)
